@@ -1,0 +1,63 @@
+"""Registry of backends. Importing this package imports no framework.
+
+Each entry maps a backend name to "module:Class" and the pip extra that installs its
+framework. Adding a backend: write one file in this folder and add one line below.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from backends.base import DEVICES, Backend, BackendUnavailable
+from backends.task import TaskConfig, initial_weights
+
+# name -> (module:Class, pip extra)
+REGISTRY: dict[str, tuple[str, str]] = {
+    "numpy": ("backends.numpy_rnn:NumpyRNN", "core"),
+    "torch-rnn": ("backends.torch_rnn:TorchRNN", "torch"),
+    "torch-cell": ("backends.torch_cell:TorchCell", "torch"),
+}
+
+__all__ = ["Backend", "BackendUnavailable", "TaskConfig", "backend_class", "load", "names"]
+
+
+def names() -> list[str]:
+    """Every registered backend name, in table order."""
+    return list(REGISTRY)
+
+
+def _unknown(name: object) -> ValueError:
+    return ValueError(f"unknown backend {name!r}; known backends: {', '.join(REGISTRY)}")
+
+
+def backend_class(name: str) -> type[Backend]:
+    """Import the backend's module (and so its framework); BackendUnavailable if that fails."""
+    if name not in REGISTRY:
+        raise _unknown(name)
+    target, extra = REGISTRY[name]
+    module_name, class_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as err:  # a broken framework raises more than ImportError
+        reason = f"{type(err).__name__}: {err}".splitlines()[0]
+        raise BackendUnavailable(
+            f"{name}: cannot import its framework ({reason}); install it with: pip install -e '.[{extra}]'"
+        ) from err
+    return getattr(module, class_name)
+
+
+def load(name: str, config: TaskConfig | None = None, device: str = "cpu", **options: Any) -> Backend:
+    """Make backend `name` for `config` (default: the seed's) on `device`, started from the canonical weights."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    cls = backend_class(name)
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "config", "device")]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"{name}: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(allowed) or 'none'}")
+    config = config or TaskConfig()
+    backend = cls(config, device, **options)
+    backend.set_weights(initial_weights(config))
+    return backend

@@ -1,0 +1,156 @@
+"""The backend contract: every framework implements the same task behind these methods.
+
+A backend subclasses `Backend` and fills in the underscored hooks; the public methods
+validate input once here, so every backend rejects bad input with the same message.
+The harness passes windows made once with `prepare` so the timed calls skip validation
+and host-to-device copies.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+import numpy as np
+
+from backends.task import WEIGHT_NAMES, TaskConfig
+
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+
+
+class BackendUnavailable(RuntimeError):
+    """The backend's framework (or the requested device) cannot be used here; the message says why."""
+
+
+class Prepared:
+    """A window already converted to the backend's native array (on its device), validated once."""
+
+    __slots__ = ("value", "shape")
+
+    def __init__(self, value: Any, shape: tuple[int, ...]) -> None:
+        self.value = value
+        self.shape = shape
+
+
+class Backend(abc.ABC):
+    """One implementation of the task's RNN: canonical weights in, Adam steps on windows, state carried."""
+
+    name: ClassVar[str]  # registry name, used as pytest id and table row
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)  # devices this backend can run on
+    parity_options: ClassVar[dict[str, Any]] = {}  # options under which the model is exactly the canonical one
+
+    def __init__(self, config: TaskConfig, device: str = "cpu") -> None:
+        if not isinstance(config, TaskConfig):
+            raise TypeError(f"config must be a TaskConfig, got {type(config).__name__}")
+        if device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+        if device not in self.devices:
+            raise BackendUnavailable(f"{self.name} runs on {', '.join(self.devices)} only, not {device}")
+        self.config = config
+        self.device = device
+
+    # ---- public interface (used by the harness and the tests) ----
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Load canonical weights; also zeroes the hidden state and restarts the optimizer."""
+        self._set_weights(check_weights(weights, self.config))
+        self.reset_state()
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """The current weights in canonical layout, float32 copies."""
+        return {k: np.array(v, dtype=np.float32) for k, v in self._get_weights().items()}
+
+    def train_step(self, x: np.ndarray | Prepared, y: np.ndarray | Prepared) -> float:
+        """One Adam step on one window (MSE over the window); returns the loss. Carries the hidden state."""
+        xp = x if isinstance(x, Prepared) else self.prepare(x, "x")
+        yp = y if isinstance(y, Prepared) else self.prepare(y, "y")
+        if xp.shape[:2] != yp.shape[:2]:
+            raise ValueError(f"x and y must cover the same (batch, seq_len), got {xp.shape} and {yp.shape}")
+        return self._train_step(xp.value, yp.value)
+
+    def predict(self, x: np.ndarray | Prepared) -> np.ndarray:
+        """Forward only, no weight update; returns predictions (batch, seq_len, 1). Carries the hidden state."""
+        xp = x if isinstance(x, Prepared) else self.prepare(x, "x")
+        return self._predict(xp.value)
+
+    @abc.abstractmethod
+    def reset_state(self) -> None:
+        """Zero the carried hidden state."""
+
+    def prepare(self, array: np.ndarray, role: str = "x") -> Prepared:
+        """Validate a window (role 'x' input or 'y' target) and convert it to the native array once."""
+        check_window(array, self.config, role)
+        return Prepared(self._to_native(array), array.shape)
+
+    def param_count(self) -> int:
+        """Trainable parameters (the canonical model has 1153 at hidden 32)."""
+        return self.config.param_count
+
+    def info(self) -> dict[str, Any]:
+        """What the tables should say about how this backend runs (kernel path, framework version...)."""
+        return {}
+
+    def synchronize(self) -> None:
+        """Wait until queued device work has finished (no-op on the CPU)."""
+
+    # ---- hooks a backend fills in ----
+
+    @abc.abstractmethod
+    def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        """Load validated canonical float32 weights and restart the optimizer."""
+
+    @abc.abstractmethod
+    def _get_weights(self) -> dict[str, np.ndarray]:
+        """Current weights in canonical layout."""
+
+    def _to_native(self, array: np.ndarray) -> Any:
+        """Convert a validated float32 window to the framework's array on self.device."""
+        return array
+
+    @abc.abstractmethod
+    def _train_step(self, x: Any, y: Any) -> float:
+        """One Adam step on native arrays; returns the loss as a Python float."""
+
+    @abc.abstractmethod
+    def _predict(self, x: Any) -> np.ndarray:
+        """Forward on a native array; returns a numpy float32 array."""
+
+
+def check_window(array: Any, config: TaskConfig, role: str = "x") -> None:
+    """Raise ValueError unless `array` is a finite float32 window of shape (batch, seq_len, 1)."""
+    if role not in ("x", "y"):
+        raise ValueError(f"role must be 'x' or 'y', got {role!r}")
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"{role} must be a numpy array, got {type(array).__name__}")
+    features = config.input_size if role == "x" else 1
+    expected = (config.batch_size, config.seq_len, features)
+    if array.shape != expected:
+        raise ValueError(f"{role} must have shape (batch, seq_len, features) = {expected}, got {array.shape}")
+    if array.dtype != np.float32:
+        raise ValueError(f"{role} must be float32, got {array.dtype}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{role} contains NaN or inf")
+
+
+def check_weights(weights: Any, config: TaskConfig) -> dict[str, np.ndarray]:
+    """Validate a canonical weights dict; returns float32 C-contiguous copies."""
+    if not isinstance(weights, dict):
+        raise ValueError(f"weights must be a dict with keys {', '.join(WEIGHT_NAMES)}, got {type(weights).__name__}")
+    missing = [k for k in WEIGHT_NAMES if k not in weights]
+    extra = sorted(str(k) for k in weights if k not in WEIGHT_NAMES)
+    if missing or extra:
+        raise ValueError(
+            f"weights keys must be exactly {', '.join(WEIGHT_NAMES)}; missing: {missing or 'none'}, extra: {extra or 'none'}"
+        )
+    checked = {}
+    for name, shape in config.weight_shapes.items():
+        value = weights[name]
+        if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+            kind = getattr(value, "dtype", type(value).__name__)
+            raise ValueError(f"weights[{name!r}] must be a float numpy array, got {kind}")
+        if value.shape != shape:
+            raise ValueError(f"weights[{name!r}] must have shape {shape}, got {value.shape}")
+        if not np.isfinite(value).all():
+            raise ValueError(f"weights[{name!r}] contains NaN or inf")
+        checked[name] = np.ascontiguousarray(value, dtype=np.float32)
+    return checked

@@ -1,0 +1,48 @@
+"""One thread count for every framework, set before any framework is imported.
+
+`configure(n)` writes the environment variables that OpenMP, MKL and TensorFlow read at
+import time; each backend then applies the same count through its framework's own API
+when it loads, and reports what is in force through `settings()`.
+"""
+
+from __future__ import annotations
+
+import os
+
+ENV_VARS: tuple[str, ...] = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
+
+_count: int | None = None
+_applied: dict[str, dict[str, int]] = {}
+
+
+def configure(n: int) -> None:
+    """Pin every framework to n threads. Safe to call twice with the same n (pytest-benchmark compare does)."""
+    global _count
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"threads must be a positive int, got {n!r}")
+    _count = n
+    for var in ENV_VARS:
+        os.environ[var] = str(n)
+
+
+def count() -> int | None:
+    """The configured thread count, or None when nothing was configured (frameworks keep their defaults)."""
+    if _count is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return int(os.environ["OMP_NUM_THREADS"])
+    return _count
+
+
+def record(framework: str, **values: int) -> None:
+    """Note the thread settings a framework actually reports (called by backends when they load)."""
+    _applied[framework] = dict(values)
+
+
+def settings() -> dict[str, object]:
+    """The requested count and what each loaded framework reports."""
+    return {"requested": count(), "frameworks": {k: dict(v) for k, v in _applied.items()}}

@@ -1,0 +1,80 @@
+"""`torch-rnn`: the seed's model, `nn.RNN` + `nn.Linear`, on CPU or CUDA (cuDNN's RNN kernel).
+
+`nn.RNN` keeps two biases, `bias_ih` and `bias_hh`, that always receive the same gradient.
+Like the seed, this backend trains both by default: 32 more parameters than the canonical
+model, and under Adam the effective bias moves about twice as fast. `freeze_bias_hh=True`
+holds `bias_hh` at zero, which makes the model exactly the canonical one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from backends._torch_common import TorchBackend
+from backends.task import TaskConfig
+
+
+class TorchRNN(TorchBackend):
+    """nn.RNN(batch_first=True) with the linear head applied to the whole output sequence."""
+
+    name = "torch-rnn"
+    parity_options = {"freeze_bias_hh": True}
+
+    def __init__(
+        self, config: TaskConfig, device: str = "cpu", freeze_bias_hh: bool = False, cuda_graph: bool = False
+    ) -> None:
+        self.freeze_bias_hh = bool(freeze_bias_hh)
+        super().__init__(config, device, cuda_graph=cuda_graph)
+
+    def build(self) -> nn.Module:
+        module = nn.ModuleDict(
+            {
+                "rnn": nn.RNN(self.config.input_size, self.config.hidden_size, batch_first=True),
+                "head": nn.Linear(self.config.hidden_size, 1),
+            }
+        )
+        module["rnn"].bias_hh_l0.requires_grad_(not self.freeze_bias_hh)
+        return module
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out, h_last = self.module["rnn"](x, h)
+        return self.module["head"](out), h_last
+
+    def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        rnn, head = self.module["rnn"], self.module["head"]
+        with torch.no_grad():
+            rnn.weight_ih_l0.copy_(torch.from_numpy(weights["W_xh"].T.copy()))
+            rnn.weight_hh_l0.copy_(torch.from_numpy(weights["W_hh"].T.copy()))
+            rnn.bias_ih_l0.copy_(torch.from_numpy(weights["b_h"]))
+            rnn.bias_hh_l0.zero_()
+            head.weight.copy_(torch.from_numpy(weights["W_hq"].T.copy()))
+            head.bias.copy_(torch.from_numpy(weights["b_q"]))
+        if self.torch_device.type == "cuda":
+            rnn.flatten_parameters()
+        self._after_set_weights()
+
+    def _get_weights(self) -> dict[str, np.ndarray]:
+        rnn, head = self.module["rnn"], self.module["head"]
+
+        def np_(t: torch.Tensor) -> np.ndarray:
+            return t.detach().cpu().numpy()
+
+        return {
+            "W_xh": np_(rnn.weight_ih_l0).T,
+            "W_hh": np_(rnn.weight_hh_l0).T,
+            "b_h": np_(rnn.bias_ih_l0 + rnn.bias_hh_l0),  # the effective bias
+            "W_hq": np_(head.weight).T,
+            "b_q": np_(head.bias),
+        }
+
+    def param_count(self) -> int:
+        return sum(p.numel() for p in self.trainable())
+
+    def info(self) -> dict[str, Any]:
+        kernel = "cuDNN RNN" if self.torch_device.type == "cuda" and torch.backends.cudnn.enabled else "ATen RNN"
+        biases = "bias_hh frozen at 0" if self.freeze_bias_hh else "both biases trained"
+        return {**super().info(), "kernel": f"{kernel}, {biases}"}
