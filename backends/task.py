@@ -80,6 +80,5 @@ def initial_weights(config: TaskConfig) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(config.seed)
     bound = 1.0 / math.sqrt(config.hidden_size)
     return {
-        name: rng.uniform(-bound, bound, size=shape).astype(np.float32)
-        for name, shape in config.weight_shapes.items()
+        name: rng.uniform(-bound, bound, size=shape).astype(np.float32) for name, shape in config.weight_shapes.items()
     }

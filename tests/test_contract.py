@@ -1,0 +1,129 @@
+"""The backend contract, checked on every registered backend (unavailable ones are skipped with the reason)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from backends import TaskConfig
+from backends.task import initial_weights, window
+from backends.training import run_training
+
+SMALL = TaskConfig(batch_size=3, hidden_size=8, seq_len=5)
+
+
+def test_shapes_and_dtypes(backend_name, make_backend):
+    b = make_backend(backend_name, SMALL)
+    x, y = window(SMALL, 0)
+    loss = b.train_step(x, y)
+    assert type(loss) is float and math.isfinite(loss)
+    q = b.predict(x)
+    assert isinstance(q, np.ndarray) and q.shape == (3, 5, 1) and q.dtype == np.float32
+    assert b.param_count() >= SMALL.param_count
+
+
+def test_weights_round_trip(backend_name, make_backend):
+    b = make_backend(backend_name, SMALL)
+    w = initial_weights(TaskConfig(batch_size=3, hidden_size=8, seq_len=5, seed=7))
+    b.set_weights(w)
+    got = b.get_weights()
+    assert set(got) == set(w)
+    for k in w:
+        assert got[k].dtype == np.float32 and got[k].shape == w[k].shape
+        np.testing.assert_allclose(got[k], w[k], rtol=0, atol=1e-7)
+    got["W_hh"][:] = 0  # a copy: the backend must not change
+    assert np.abs(b.get_weights()["W_hh"]).max() > 0
+
+
+def test_train_step_updates_weights_and_predict_does_not(backend_name, make_backend):
+    b = make_backend(backend_name, SMALL)
+    before = b.get_weights()
+    b.predict(window(SMALL, 0)[0])
+    for k, v in b.get_weights().items():
+        np.testing.assert_array_equal(v, before[k])
+    b.train_step(*window(SMALL, 0))
+    assert any(not np.array_equal(v, before[k]) for k, v in b.get_weights().items())
+
+
+def test_state_is_carried_and_reset(backend_name, make_backend):
+    b = make_backend(backend_name, SMALL)
+    x = window(SMALL, 1)[0]
+    first = b.predict(x)
+    carried = b.predict(x)  # same input, the state from the first call
+    assert not np.allclose(first, carried, atol=1e-6)
+    b.reset_state()
+    np.testing.assert_allclose(b.predict(x), first, rtol=0, atol=1e-6)
+
+
+def test_set_weights_restarts_from_scratch(backend_name, make_backend):
+    b = make_backend(backend_name, SMALL)
+    windows = [window(SMALL, k) for k in range(3)]
+    first = [b.train_step(x, y) for x, y in windows]
+    b.set_weights(initial_weights(SMALL))
+    again = [b.train_step(x, y) for x, y in windows]
+    np.testing.assert_allclose(again, first, rtol=1e-6)
+
+
+def test_deterministic(backend_name, make_backend):
+    runs = []
+    for _ in range(2):
+        b = make_backend(backend_name, SMALL)
+        runs.append([b.train_step(*window(SMALL, k)) for k in range(5)])
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "bad,message",
+    [
+        (np.zeros((3, 5), np.float32), r"x must have shape \(batch, seq_len, features\) = \(3, 5, 1\), got \(3, 5\)"),
+        (np.zeros((2, 5, 1), np.float32), r"x must have shape .* got \(2, 5, 1\)"),
+        (np.zeros((3, 5, 1), np.float64), "x must be float32, got float64"),
+        (np.full((3, 5, 1), np.nan, np.float32), "x contains NaN or inf"),
+        ([[[0.0]]], "x must be a numpy array, got list"),
+    ],
+)
+def test_bad_window_is_rejected(backend_name, make_backend, bad, message):
+    b = make_backend(backend_name, SMALL)
+    y = window(SMALL, 0)[1]
+    with pytest.raises(ValueError, match=message):
+        b.train_step(bad, y)
+    with pytest.raises(ValueError, match=message):
+        b.predict(bad)
+
+
+def test_bad_target_is_rejected(backend_name, make_backend):
+    b = make_backend(backend_name, SMALL)
+    x = window(SMALL, 0)[0]
+    with pytest.raises(ValueError, match="y must have shape"):
+        b.train_step(x, np.zeros((3, 4, 1), np.float32))
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (lambda w: w.pop("b_q"), r"missing: \['b_q'\]"),
+        (lambda w: w.update(W_extra=np.zeros(1, np.float32)), r"extra: \['W_extra'\]"),
+        (lambda w: w.update(W_hh=np.zeros((8, 9), np.float32)), r"weights\['W_hh'\] must have shape \(8, 8\)"),
+        (lambda w: w.update(b_h=np.full(8, np.nan, np.float32)), r"weights\['b_h'\] contains NaN"),
+        (lambda w: w.update(W_xh=[[0.0] * 8]), r"weights\['W_xh'\] must be a float numpy array"),
+        (lambda w: w.update(W_xh=np.zeros((1, 8), np.int64)), r"weights\['W_xh'\] must be a float numpy array"),
+    ],
+)
+def test_bad_weights_are_rejected(backend_name, make_backend, change, message):
+    b = make_backend(backend_name, SMALL)
+    before = b.get_weights()
+    w = initial_weights(SMALL)
+    change(w)
+    with pytest.raises(ValueError, match=message):
+        b.set_weights(w)
+    for k, v in b.get_weights().items():  # nothing half-applied
+        np.testing.assert_array_equal(v, before[k])
+
+
+@pytest.mark.slow
+def test_converges_on_the_seed_task(backend_name, make_backend):
+    """300 steps of the seed's task from seed 0 reach held-out MSE below 0.05."""
+    result = run_training(make_backend(backend_name, TaskConfig()))
+    assert not result.diverged
+    assert len(result.losses) == 300
+    assert result.held_out_mse < 0.05, f"held-out MSE {result.held_out_mse:.4f}"
