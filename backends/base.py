@@ -90,7 +90,7 @@ class Backend(abc.ABC):
         """What the tables should say about how this backend runs (kernel path, framework version...)."""
         return {}
 
-    def synchronize(self) -> None:
+    def synchronize(self) -> None:  # noqa: B027 - a no-op on the CPU is the right default
         """Wait until queued device work has finished (no-op on the CPU)."""
 
     # ---- hooks a backend fills in ----
@@ -140,7 +140,8 @@ def check_weights(weights: Any, config: TaskConfig) -> dict[str, np.ndarray]:
     extra = sorted(str(k) for k in weights if k not in WEIGHT_NAMES)
     if missing or extra:
         raise ValueError(
-            f"weights keys must be exactly {', '.join(WEIGHT_NAMES)}; missing: {missing or 'none'}, extra: {extra or 'none'}"
+            f"weights keys must be exactly {', '.join(WEIGHT_NAMES)}; "
+            f"missing: {missing or 'none'}, extra: {extra or 'none'}"
         )
     checked = {}
     for name, shape in config.weight_shapes.items():
