@@ -16,7 +16,7 @@ bench: $(STAMP)
 	$(PY) -m pytest --benchmark-only $(ARGS)
 
 test: $(STAMP) lint
-	$(PY) -m pytest tests $(ARGS)
+	$(PY) -m pytest tests --benchmark-skip $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -55,11 +55,16 @@ class TaskConfig:
         return sum(math.prod(s) for s in self.weight_shapes.values())
 
 
-def window(config: TaskConfig, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Input sin(t) and target cos(t) of window k, each float32 of shape (batch, seq_len, 1)."""
+def times(config: TaskConfig, k: int) -> np.ndarray:
+    """The points t of window k, float32 of shape (batch, seq_len)."""
     t = np.linspace(k * np.pi, (k + 1) * np.pi, config.seq_len, dtype=np.float32)
     offsets = (np.arange(config.batch_size, dtype=np.float32) * np.float32(np.pi / config.batch_size))[:, None]
-    t = t[None, :] + offsets
+    return t[None, :] + offsets
+
+
+def window(config: TaskConfig, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Input sin(t) and target cos(t) of window k, each float32 of shape (batch, seq_len, 1)."""
+    t = times(config, k)
     return np.sin(t)[..., None], np.cos(t)[..., None]
 
 
@@ -69,10 +74,14 @@ def train_windows(config: TaskConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]
         yield window(config, k)
 
 
+def eval_indices(config: TaskConfig) -> range:
+    """Indices of the held-out windows: the stream continues past training."""
+    return range(config.train_steps, config.train_steps + config.eval_windows)
+
+
 def eval_windows(config: TaskConfig) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Held-out windows: the stream continues past training, never trained on."""
-    start = config.train_steps
-    return [window(config, k) for k in range(start, start + config.eval_windows)]
+    """Held-out windows, never trained on."""
+    return [window(config, k) for k in eval_indices(config)]
 
 
 def initial_weights(config: TaskConfig) -> dict[str, np.ndarray]:

@@ -1,0 +1,66 @@
+"""Steady-state step times: one train_step (forward, BPTT, Adam, state carried) and one predict.
+
+The first call on a fresh backend (tracing, graph building, compilation) is timed on its own
+and kept out of the statistics; warm-up rounds follow, then `--rounds` timed rounds of one call.
+"""
+
+import dataclasses
+import time
+
+from backends.task import initial_weights
+from benchmarks.conftest import cycling
+from benchmarks.noop import NoopBackend
+
+
+def test_train_step(benchmark, case, bench):
+    backend = bench.load(case)
+    windows = bench.windows(backend)
+    start = time.perf_counter()
+    backend.train_step(*windows[0])  # returns a float, so the device has finished
+    first = time.perf_counter() - start
+    benchmark.group = "train_step"
+    benchmark.extra_info.update(
+        kind="train_step",
+        backend=case[0],
+        device=case[1],
+        first_step_seconds=first,
+        params=backend.param_count(),
+        info=backend.info(),
+        config=dataclasses.asdict(backend.config),
+    )
+    backend.synchronize()
+    benchmark.pedantic(
+        cycling(backend.train_step, windows[1:] + windows[:1]),
+        rounds=bench.opts.rounds,
+        warmup_rounds=bench.opts.warmup_rounds,
+        iterations=1,
+    )
+
+
+def test_predict(benchmark, case, bench):
+    backend = bench.load(case)
+    inputs = [(x,) for x, _ in bench.windows(backend)]
+    backend.predict(*inputs[0])  # first call out of the statistics
+    benchmark.group = "predict"
+    benchmark.extra_info.update(kind="predict", backend=case[0], device=case[1])
+    backend.synchronize()
+    benchmark.pedantic(
+        cycling(backend.predict, inputs),  # returns numpy: the copy to the host waits for the device
+        rounds=bench.opts.rounds,
+        warmup_rounds=bench.opts.warmup_rounds,
+        iterations=1,
+    )
+
+
+def test_harness_overhead(benchmark, bench):
+    """A step that does nothing, through the same path: what the harness itself costs per timed call."""
+    backend = NoopBackend(bench.opts.config)
+    backend.set_weights(initial_weights(bench.opts.config))
+    benchmark.group = "harness"
+    benchmark.extra_info.update(kind="harness_overhead", backend="noop", device="cpu")
+    benchmark.pedantic(
+        cycling(backend.train_step, bench.windows(backend)),
+        rounds=bench.opts.rounds,
+        warmup_rounds=bench.opts.warmup_rounds,
+        iterations=1,
+    )

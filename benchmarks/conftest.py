@@ -1,0 +1,74 @@
+"""Fixtures of the benchmark files: one case per (backend, device), loaded or skipped with the reason."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import backends
+from backends import Backend, BackendUnavailable
+from backends.base import Prepared
+from backends.task import train_windows
+from benchmarks.options import BenchOptions
+from benchmarks.session import OPTIONS, RUN
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "case" in metafunc.fixturenames:
+        opts = metafunc.config.stash[OPTIONS]
+        cases = [(b, d) for b in opts.backends for d in opts.devices]
+        metafunc.parametrize("case", cases, ids=[f"{b}-{d}" for b, d in cases])
+
+
+class Bench:
+    """What a benchmark needs from the session: options, loading, progress lines."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.opts: BenchOptions = config.stash[OPTIONS]
+
+    def load(self, case: tuple[str, str], seed: int = 0) -> Backend:
+        """A fresh backend from the canonical weights of `seed`; skips (and records why) if unavailable."""
+        name, device = case
+        try:
+            return backends.load(name, dataclasses.replace(self.opts.config, seed=seed), device)
+        except BackendUnavailable as err:
+            state = self.config.stash.get(RUN, None)
+            if state is not None:
+                state.unavailable[f"{name}@{device}"] = str(err)
+            pytest.skip(str(err))
+
+    def windows(self, backend: Backend) -> list[tuple[Prepared, Prepared]]:
+        """The training windows, converted once to the backend's arrays on its device."""
+        return [(backend.prepare(x, "x"), backend.prepare(y, "y")) for x, y in train_windows(backend.config)]
+
+    def progress(self, line: str) -> None:
+        """Print a line now, even while pytest captures output."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            return
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(line)
+        else:
+            reporter.write_line(line)
+
+
+@pytest.fixture
+def bench(request: pytest.FixtureRequest) -> Bench:
+    return Bench(request.config)
+
+
+def cycling(fn: Callable[..., Any], args: list[tuple[Any, ...]]) -> Callable[[], Any]:
+    """A no-argument call of fn over pre-made arguments, in turn; the harness overhead benchmark times this too."""
+    it = itertools.cycle(args)
+
+    def call() -> Any:
+        return fn(*next(it))
+
+    return call

@@ -1,0 +1,58 @@
+"""Peak memory of one backend, measured in a child process that loads nothing else.
+
+Run as `python -m benchmarks.memory BACKEND DEVICE CONFIG_JSON`; prints one JSON line.
+A figure taken in the harness's own process would include every other framework loaded
+there, so each backend gets a fresh interpreter: baseline RSS after importing numpy and the
+registry, peak RSS after loading the backend and training a few windows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from typing import Any
+
+STEPS = 20
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def measure(name: str, device: str, config_fields: dict[str, Any]) -> dict[str, Any]:
+    """Load the backend here and report its memory (meant to run in a child process)."""
+    import backends
+    from backends.task import TaskConfig, window
+
+    baseline = _rss_bytes()
+    config = TaskConfig(**config_fields)
+    backend = backends.load(name, config, device)
+    for k in range(STEPS):
+        backend.train_step(*window(config, k))
+    backend.predict(window(config, STEPS)[0])
+    gpu_peak = None
+    if device == "cuda" and "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu_peak = int(torch.cuda.max_memory_allocated())
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    return {"peak_rss_bytes": peak, "baseline_rss_bytes": baseline, "gpu_peak_bytes": gpu_peak}
+
+
+def measure_in_child(name: str, device: str, config_fields: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
+    """Run `measure` in a fresh interpreter with this process's environment (thread settings included)."""
+    cmd = [sys.executable, "-m", "benchmarks.memory", name, device, json.dumps(config_fields)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"peak_rss_bytes": None, "baseline_rss_bytes": None, "gpu_peak_bytes": None, "error": last}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    print(json.dumps(measure(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))))
