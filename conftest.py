@@ -18,8 +18,8 @@ import pytest
 
 from backends import threads
 from benchmarks import atomic, machine, runs
-from benchmarks.session import OPTIONS, RUN, RunState
 from benchmarks import options as bench_options
+from benchmarks.session import OPTIONS, RUN, RunState
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -18,6 +18,11 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "numpy": ("backends.numpy_rnn:NumpyRNN", "core"),
     "torch-rnn": ("backends.torch_rnn:TorchRNN", "torch"),
     "torch-cell": ("backends.torch_cell:TorchCell", "torch"),
+    "torch-rnn-graph": ("backends.torch_rnn:TorchRNNGraph", "torch"),
+    "torch-cell-graph": ("backends.torch_cell:TorchCellGraph", "torch"),
+    "keras-simplernn": ("backends.keras_simplernn:KerasSimpleRNN", "tf"),
+    "keras-simplernn-xla": ("backends.keras_simplernn:KerasSimpleRNNXLA", "tf"),
+    "tflearn": ("backends.tflearn_rnn:TFLearnRNN", "tf"),
 }
 
 __all__ = ["Backend", "BackendUnavailable", "TaskConfig", "backend_class", "load", "names"]

@@ -22,6 +22,10 @@ class BackendUnavailable(RuntimeError):
     """The backend's framework (or the requested device) cannot be used here; the message says why."""
 
 
+class DeviceUnsupported(BackendUnavailable):
+    """The backend does not run on the requested device at all (e.g. a CUDA-graph mode on the CPU)."""
+
+
 class Prepared:
     """A window already converted to the backend's native array (on its device), validated once."""
 
@@ -45,7 +49,7 @@ class Backend(abc.ABC):
         if device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
         if device not in self.devices:
-            raise BackendUnavailable(f"{self.name} runs on {', '.join(self.devices)} only, not {device}")
+            raise DeviceUnsupported(f"{self.name} runs on {', '.join(self.devices)} only, not {device}")
         self.config = config
         self.device = device
 
@@ -83,7 +87,7 @@ class Backend(abc.ABC):
         return Prepared(self._to_native(array), array.shape)
 
     def param_count(self) -> int:
-        """Trainable parameters (the canonical model has 1153 at hidden 32)."""
+        """Trainable parameters (the canonical model has 1121 at hidden 32)."""
         return self.config.param_count
 
     def info(self) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from backends._torch_common import TorchBackend
-from backends.task import WEIGHT_NAMES
+from backends.task import WEIGHT_NAMES, TaskConfig
 
 
 class TorchCell(TorchBackend):
@@ -50,3 +50,13 @@ class TorchCell(TorchBackend):
     def info(self) -> dict[str, Any]:
         kernel = "Python loop of small CUDA kernels" if self.torch_device.type == "cuda" else "Python loop, ATen ops"
         return {**super().info(), "kernel": kernel}
+
+
+class TorchCellGraph(TorchCell):
+    """torch-cell with the whole training step captured once in a CUDA graph and replayed."""
+
+    name = "torch-cell-graph"
+    devices = ("cuda",)
+
+    def __init__(self, config: TaskConfig, device: str = "cuda") -> None:
+        super().__init__(config, device, cuda_graph=True)

@@ -78,3 +78,13 @@ class TorchRNN(TorchBackend):
         kernel = "cuDNN RNN" if self.torch_device.type == "cuda" and torch.backends.cudnn.enabled else "ATen RNN"
         biases = "bias_hh frozen at 0" if self.freeze_bias_hh else "both biases trained"
         return {**super().info(), "kernel": f"{kernel}, {biases}"}
+
+
+class TorchRNNGraph(TorchRNN):
+    """torch-rnn with the whole training step captured once in a CUDA graph and replayed."""
+
+    name = "torch-rnn-graph"
+    devices = ("cuda",)
+
+    def __init__(self, config: TaskConfig, device: str = "cuda", freeze_bias_hh: bool = False) -> None:
+        super().__init__(config, device, freeze_bias_hh=freeze_bias_hh, cuda_graph=True)

@@ -1,0 +1,95 @@
+"""CUDA paths of the PyTorch backends. On a machine without a GPU the GPU cases skip, saying so;
+the checks that a CPU machine can make (clear refusals) run everywhere."""
+
+import time
+
+import numpy as np
+import pytest
+
+import backends
+from backends import BackendUnavailable, TaskConfig
+from backends.base import DeviceUnsupported
+from backends.task import window
+
+CONFIG = TaskConfig(adam_eps=1e-16)
+TORCH_GPU = ["torch-rnn", "torch-cell", "torch-rnn-graph", "torch-cell-graph"]
+
+
+def cuda_or_skip():
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    if not torch.cuda.is_available():
+        pytest.skip(f"no CUDA GPU visible to PyTorch {torch.__version__}")
+    return torch
+
+
+def test_cuda_request_without_gpu_is_refused_not_run_on_cpu():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU; the refusal is for machines without one")
+    with pytest.raises(BackendUnavailable, match="PyTorch sees no CUDA GPU"):
+        backends.load("torch-rnn", CONFIG, "cuda")
+
+
+def test_graph_modes_are_cuda_only():
+    pytest.importorskip("torch")
+    with pytest.raises(DeviceUnsupported, match="torch-rnn-graph runs on cuda only, not cpu"):
+        backends.load("torch-rnn-graph", CONFIG, "cpu")
+    with pytest.raises(ValueError, match="cuda_graph=True needs device='cuda'"):
+        backends.load("torch-cell", CONFIG, "cpu", cuda_graph=True)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", TORCH_GPU)
+def test_gpu_matches_oracle(name):
+    cuda_or_skip()
+    b = backends.load(name, CONFIG, "cuda", **backends.backend_class(name).parity_options)
+    oracle = backends.load("numpy", CONFIG)
+    ours = [b.train_step(*window(CONFIG, k)) for k in range(6)]
+    ref = [oracle.train_step(*window(CONFIG, k)) for k in range(6)]
+    np.testing.assert_allclose(ours, ref, rtol=1e-4)
+    x = window(CONFIG, 6)[0]
+    np.testing.assert_allclose(b.predict(x), oracle.predict(x), atol=2e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("eager,graph", [("torch-rnn", "torch-rnn-graph"), ("torch-cell", "torch-cell-graph")])
+def test_cuda_graph_equals_eager(eager, graph):
+    cuda_or_skip()
+    config = TaskConfig(batch_size=4)
+    a, b = backends.load(eager, config, "cuda"), backends.load(graph, config, "cuda")
+    windows = [window(config, k) for k in range(20)]
+    np.testing.assert_allclose(
+        [b.train_step(x, y) for x, y in windows], [a.train_step(x, y) for x, y in windows], rtol=1e-5
+    )
+    for k, v in b.get_weights().items():
+        np.testing.assert_allclose(v, a.get_weights()[k], atol=1e-5, err_msg=k)
+    b.reset_state()
+    a.reset_state()
+    assert b.train_step(*windows[0]) == pytest.approx(a.train_step(*windows[0]), rel=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["torch-rnn", "torch-cell"])
+def test_timed_calls_wait_for_the_device(name):
+    """A deliberately slow kernel queued by the step must show in the time the call takes."""
+    torch = cuda_or_skip()
+    b = backends.load(name, CONFIG, "cuda")
+    x, y = b.prepare(window(CONFIG, 0)[0], "x"), b.prepare(window(CONFIG, 0)[1], "y")
+    b.train_step(x, y)
+    forward = b.forward
+    b.forward = lambda xs, h: (torch.cuda._sleep(200_000_000), forward(xs, h))[1]  # ~0.1 s of GPU spinning
+    sleep_seconds = _sleep_seconds(torch)
+    for call in (lambda: b.train_step(x, y), lambda: b.predict(x)):
+        start = time.perf_counter()
+        call()
+        assert time.perf_counter() - start > 0.5 * sleep_seconds
+
+
+def _sleep_seconds(torch) -> float:
+    """How long torch.cuda._sleep(200M cycles) takes on this GPU, measured with CUDA events."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    torch.cuda._sleep(200_000_000)
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1000

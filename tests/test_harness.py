@@ -1,0 +1,85 @@
+"""End to end: the benchmark command with tiny settings, its options and its run folders."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--seeds", "1", "--train-steps", "20", "--rounds", "5", "--warmup-rounds", "1", "--no-memory"]
+
+
+def bench(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "pytest", "--benchmark-only", "-p", "no:cacheprovider", "-q"]
+    cmd += [f"--results-dir={tmp_path / 'results'}", *args]  # '=': a bare existing path would be taken as rootdir
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_tiny_run_writes_tables_and_plots_and_keeps_old_runs(tmp_path):
+    first = bench(tmp_path, "--backends", "numpy,torch-cell", *TINY)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "[accuracy] numpy@cpu seed 1/1" in first.stdout
+    results = tmp_path / "results"
+    run = (results / "latest").resolve()
+    for name in ("benchmark.json", "run.json", "comparison.md", "comparison.csv"):
+        assert (run / name).stat().st_size > 0, name
+    for name in ("predictions.png", "loss_curves.png", "step_times.png"):
+        assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    table = (run / "comparison.md").read_text()
+    assert "| numpy | cpu |" in table and "| torch-cell | cpu |" in table
+    kinds = {b["extra_info"]["kind"] for b in json.loads((run / "benchmark.json").read_text())["benchmarks"]}
+    assert kinds == {"train_step", "predict", "training_run", "harness_overhead"}
+    assert str(run) in first.stdout
+
+    second = bench(tmp_path, "--backends", "numpy", *TINY)
+    assert second.returncode == 0, second.stdout[-3000:]
+    runs = sorted(p.name for p in (results / "runs").iterdir())
+    assert len(runs) == 2 and not any(r.endswith(".partial") for r in runs)
+    assert (run / "comparison.md").read_text() == table  # the first run is untouched
+    assert (results / "latest").resolve() != run
+    assert json.loads((results / "index.json").read_text())["runs"] == runs
+
+
+def test_missing_framework_is_an_unavailable_row(tmp_path):
+    fake = tmp_path / "site"
+    fake.mkdir()
+    (fake / "sitecustomize.py").write_text("import sys\nsys.modules['tensorflow'] = None\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")])}
+    result = bench(tmp_path, "--backends", "numpy,keras-simplernn", *TINY, env=env)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "unavailable keras-simplernn@cpu" in result.stdout
+    table = ((tmp_path / "results" / "latest").resolve() / "comparison.md").read_text()
+    assert "unavailable: keras-simplernn: cannot import its framework" in table
+    assert "| numpy | cpu |" in table
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--seeds", "0"], "--seeds must be an integer >= 1, got '0'"),
+        (["--threads", "two"], "--threads must be an integer >= 1, got 'two'"),
+        (["--hidden-size", "-4"], "--hidden-size must be an integer >= 1, got '-4'"),
+        (["--device", "tpu"], "--device must be one of auto, cpu, cuda, all, got 'tpu'"),
+        (["--backends", "caffe"], "--backends: unknown caffe; known: numpy, torch-rnn"),
+    ],
+)
+def test_bad_option_is_one_line_error(tmp_path, args, message):
+    result = bench(tmp_path, *args)
+    assert result.returncode == 4
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert len(errors) == 1 and message in errors[0], errors
+    assert not (tmp_path / "results").exists()
+
+
+def test_memory_is_measured_in_a_child_process():
+    import dataclasses
+
+    from backends.task import TaskConfig
+    from benchmarks.memory import measure_in_child
+
+    got = measure_in_child("torch-cell", "cpu", dataclasses.asdict(TaskConfig()))
+    assert got["peak_rss_bytes"] > got["baseline_rss_bytes"] > 0
+    assert got["gpu_peak_bytes"] is None
