@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,25 @@ def test_memory_is_measured_in_a_child_process():
     got = measure_in_child("torch-cell", "cpu", dataclasses.asdict(TaskConfig()))
     assert got["peak_rss_bytes"] > got["baseline_rss_bytes"] > 0
     assert got["gpu_peak_bytes"] is None
+
+
+def test_interrupted_run_keeps_earlier_results(tmp_path):
+    done = bench(tmp_path, "--backends", "numpy", *TINY)
+    assert done.returncode == 0, done.stdout[-3000:]
+    results = tmp_path / "results"
+    before = (results / "latest").resolve()
+    table = (before / "comparison.md").read_text()
+    cmd = [sys.executable, "-m", "pytest", "--benchmark-only", "-p", "no:cacheprovider", "-q"]
+    cmd += [f"--results-dir={results}", "--backends=numpy", "--seeds=50", "--train-steps=300", "--no-memory"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # interrupt in the middle of the accuracy runs
+        if "[accuracy] numpy@cpu seed 3/50" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    proc.communicate(timeout=120)
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED
+    assert (results / "latest").resolve() == before
+    assert (before / "comparison.md").read_text() == table
+    names = [p.name for p in (results / "runs").iterdir()]
+    assert not any(n.endswith(".partial") for n in names)
+    assert sum(n.endswith("-incomplete") for n in names) == 1  # what it measured is kept, not published
