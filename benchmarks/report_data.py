@@ -1,0 +1,267 @@
+"""Read a saved run folder and turn it into comparison rows. JSON only: no framework is imported."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+REFERENCE = "torch-rnn"  # the speed-up column is relative to this backend on the same device
+DEVICE_ORDER = ("cpu", "cuda")
+# two-sided 95% Student t critical values by degrees of freedom (no scipy); beyond 30, the next lower entry
+T95 = {
+    **dict(enumerate([12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228], start=1)),
+    **dict(enumerate([2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086], start=11)),
+    **dict(enumerate([2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042], start=21)),
+    40: 2.021,
+    60: 2.000,
+    120: 1.980,
+}
+
+
+class RunError(ValueError):
+    """A run folder that cannot be read: missing, without benchmark.json, or malformed."""
+
+
+@dataclasses.dataclass
+class Run:
+    """One saved run: pytest-benchmark's JSON (`bench`) and the harness's run.json (`meta`, {} if absent)."""
+
+    path: Path
+    bench: dict[str, Any]
+    meta: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """The run folder's name."""
+        return self.path.name
+
+    @property
+    def machine(self) -> dict[str, Any]:
+        """pytest-benchmark's machine_info, extended by the harness."""
+        return self.bench.get("machine_info") or {}
+
+    @property
+    def unavailable(self) -> dict[str, str]:
+        """'backend@device' -> why it was not measured."""
+        return {str(k): str(v) for k, v in (self.meta.get("unavailable") or {}).items()}
+
+    def entries(self, kind: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """Benchmarks of one extra_info kind keyed by (backend, device); the first wins on duplicates."""
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for entry in self.bench["benchmarks"]:
+            extra = entry.get("extra_info")
+            if isinstance(extra, dict) and extra.get("kind") == kind and isinstance(entry.get("stats"), dict):
+                out.setdefault((str(extra.get("backend")), str(extra.get("device", "cpu"))), entry)
+        return out
+
+
+@dataclasses.dataclass
+class Row:
+    """One backend on one device. Times in seconds, memory in bytes; None where not measured."""
+
+    backend: str
+    device: str
+    status: str = "ok"  # ok | partly-diverged | diverged | unavailable
+    reason: str = ""  # why unavailable
+    kernel: str = ""
+    framework: str = ""
+    step_median: float | None = None
+    step_iqr: float | None = None
+    step_q1: float | None = None
+    step_q3: float | None = None
+    step_min: float | None = None
+    step_rounds: int | None = None
+    first_step: float | None = None
+    predict_median: float | None = None
+    predict_iqr: float | None = None
+    seeds: int | None = None  # seeds of the training run; None without one
+    diverged: int | None = None
+    mse_mean: float | None = None
+    mse_std: float | None = None
+    mse_ci_low: float | None = None
+    mse_ci_high: float | None = None
+    train_run_mean: float | None = None
+    final_loss_mean: float | None = None
+    params: int | None = None
+    peak_rss_bytes: int | None = None
+    baseline_rss_bytes: int | None = None
+    gpu_peak_bytes: int | None = None
+    speedup: float | None = None
+    gpu_cpu: float | None = None
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read a run folder's benchmark.json (required) and run.json (optional); RunError if unusable."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise RunError(f"{path}: no such run folder")
+    bench = _read_json(path / "benchmark.json", required=True)
+    if not isinstance(bench, dict) or not isinstance(bench.get("benchmarks"), list):
+        raise RunError(f"{path / 'benchmark.json'}: not pytest-benchmark JSON (no 'benchmarks' list)")
+    if not all(isinstance(b, dict) for b in bench["benchmarks"]):
+        raise RunError(f"{path / 'benchmark.json'}: every entry of 'benchmarks' must be an object")
+    meta = _read_json(path / "run.json", required=False)
+    if not isinstance(meta, dict):
+        raise RunError(f"{path / 'run.json'}: must be a JSON object")
+    return Run(path, bench, meta)
+
+
+def _read_json(file: Path, required: bool) -> Any:
+    if not file.exists():
+        if required:
+            raise RunError(f"{file.parent}: no {file.name} here (not a run folder?)")
+        return {}
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise RunError(f"{file}: cannot read it ({str(err).splitlines()[0]})") from None
+
+
+def newest_run(results_dir: str | Path) -> Path:
+    """The newest run: results/latest, else index.json's latest, else the newest complete folder in runs/."""
+    results = Path(results_dir)
+    candidates = [results / "latest"]
+    try:
+        index = json.loads((results / "index.json").read_text(encoding="utf-8"))
+        names = [index.get("latest")] + list(reversed(index.get("runs") or []))
+        candidates += [results / "runs" / n for n in names if isinstance(n, str) and n]
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass  # no or broken index: fall back to scanning
+    # stamp-host names sort by time; unfinished (.partial) runs are never picked, interrupted ones last
+    folders = sorted((results / "runs").glob("*/benchmark.json")) if (results / "runs").is_dir() else []
+    folders = [f.parent for f in folders if not f.parent.name.endswith(".partial")]
+    folders.sort(key=lambda p: (not p.name.endswith("-incomplete"), p.name))
+    candidates += reversed(folders)
+    for candidate in candidates:
+        if (candidate / "benchmark.json").is_file():
+            return candidate.resolve()
+    raise RunError(f"{results}: no run found (no latest, index.json or runs/*/benchmark.json)")
+
+
+def backend_order(run: Run) -> list[str]:
+    """Registry order, then the run's requested order, then anything else as it appears."""
+    try:
+        import backends  # imports numpy only, never a framework
+
+        order = backends.names()
+    except Exception:  # the report must work from JSON alone, even without the package
+        order = []
+    order += [str(b) for b in (run.meta.get("options") or {}).get("backends") or []]
+    extras = [e.get("extra_info") for e in run.bench["benchmarks"]]
+    order += [str(x.get("backend")) for x in extras if isinstance(x, dict) and x.get("backend")]
+    order += [key.rsplit("@", 1)[0] for key in run.unavailable]
+    return list(dict.fromkeys(order))
+
+
+def _num(value: Any) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None
+
+
+def t95(df: int) -> float:
+    """Two-sided 95% Student t critical value for `df` degrees of freedom (df >= 1)."""
+    return T95[max(k for k in T95 if k <= df)] if df <= 120 else 1.960
+
+
+def mean_std_ci(values: list[float]) -> tuple[float | None, float | None, float | None, float | None]:
+    """Mean, sample std and the 95% t interval of the mean; None parts where n is too small."""
+    if not values:
+        return None, None, None, None
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, None, None, None
+    std = statistics.stdev(values)
+    half = t95(len(values) - 1) * std / math.sqrt(len(values))
+    return mean, std, mean - half, mean + half
+
+
+def _kernel(info: dict[str, Any]) -> str:
+    parts = [str(info["kernel"])] if info.get("kernel") else []
+    if info.get("mode"):
+        parts.append(str(info["mode"]))
+    if info.get("xla"):
+        parts.append("XLA")
+    return "; ".join(parts)
+
+
+def _fill_training(row: Row, entry: dict[str, Any]) -> None:
+    extra = entry.get("extra_info") or {}
+    mses = list(extra.get("held_out_mse") or [])
+    flags = list(extra.get("diverged") or [])
+    # a seed counts as diverged when flagged so, or when it left no finite MSE
+    diverged = [bool(flags[i]) if i < len(flags) else False for i in range(len(mses))]
+    diverged = [d or _num(m) is None for d, m in zip(diverged, mses)]
+    good = [float(m) for m, d in zip(mses, diverged) if not d]
+    row.seeds, row.diverged = len(mses), sum(diverged)
+    row.mse_mean, row.mse_std, row.mse_ci_low, row.mse_ci_high = mean_std_ci(good)
+    if row.seeds and row.diverged == row.seeds:
+        row.status = "diverged"
+    elif row.diverged:
+        row.status = "partly-diverged"
+    losses = [_num(v) for v, d in zip(extra.get("final_loss") or [], diverged) if not d]
+    losses = [v for v in losses if v is not None]
+    row.final_loss_mean = statistics.fmean(losses) if losses else None
+    seconds = [s for s in (_num(v) for v in extra.get("train_seconds") or []) if s is not None]
+    row.train_run_mean = _num(entry["stats"].get("mean")) or (statistics.fmean(seconds) if seconds else None)
+    row.params = row.params or _int(extra.get("params"))
+    row.peak_rss_bytes = _int(extra.get("peak_rss_bytes"))
+    row.baseline_rss_bytes = _int(extra.get("baseline_rss_bytes"))
+    row.gpu_peak_bytes = _int(extra.get("gpu_peak_bytes"))
+    if not row.kernel and isinstance(extra.get("info"), dict):
+        row.kernel, row.framework = _kernel(extra["info"]), str(extra["info"].get("framework") or "")
+
+
+def _int(value: Any) -> int | None:
+    number = _num(value)
+    return int(number) if number is not None else None
+
+
+def comparison_rows(run: Run) -> list[Row]:
+    """One row per backend x device: registry order, cpu before cuda, unavailable ones included."""
+    steps, predicts, trainings = run.entries("train_step"), run.entries("predict"), run.entries("training_run")
+    keys = set(steps) | set(predicts) | set(trainings)
+    keys.discard(("noop", "cpu"))  # the harness-overhead probe is not a backend
+    unavailable = {tuple(k.rsplit("@", 1)) if "@" in k else (k, "cpu"): v for k, v in run.unavailable.items()}
+    keys |= set(unavailable)
+    order = backend_order(run)
+
+    def sort_key(key: tuple[str, str]) -> tuple[int, int, str]:
+        device_rank = DEVICE_ORDER.index(key[1]) if key[1] in DEVICE_ORDER else len(DEVICE_ORDER)
+        return order.index(key[0]) if key[0] in order else len(order), device_rank, key[1]
+
+    rows = []
+    for key in sorted(keys, key=sort_key):
+        row = Row(*key)
+        if key in steps:
+            stats, extra = steps[key]["stats"], steps[key].get("extra_info") or {}
+            row.step_median, row.step_iqr, row.step_min = (_num(stats.get(k)) for k in ("median", "iqr", "min"))
+            row.step_q1, row.step_q3 = _num(stats.get("q1")), _num(stats.get("q3"))
+            row.step_rounds = _int(stats.get("rounds"))
+            row.first_step, row.params = _num(extra.get("first_step_seconds")), _int(extra.get("params"))
+            info = extra.get("info") if isinstance(extra.get("info"), dict) else {}
+            row.kernel, row.framework = _kernel(info), str(info.get("framework") or "")
+        if key in predicts:
+            row.predict_median = _num(predicts[key]["stats"].get("median"))
+            row.predict_iqr = _num(predicts[key]["stats"].get("iqr"))
+        if key in trainings:
+            _fill_training(row, trainings[key])
+        if key in unavailable and key not in steps and key not in predicts and key not in trainings:
+            row.status, row.reason = "unavailable", unavailable[key]
+        rows.append(row)
+    reference = {r.device: r.step_median for r in rows if r.backend == REFERENCE and r.step_median}
+    cpu = {r.backend: r.step_median for r in rows if r.device == "cpu" and r.step_median}
+    for row in rows:
+        if row.step_median:
+            row.speedup = reference[row.device] / row.step_median if row.device in reference else None
+            row.gpu_cpu = row.step_median / cpu[row.backend] if row.device != "cpu" and row.backend in cpu else None
+    return rows
+
+
+def harness_overhead(run: Run) -> float | None:
+    """Median seconds of the no-op step timed through the harness, or None if not measured."""
+    entries = list(run.entries("harness_overhead").values())
+    return _num(entries[0]["stats"].get("median")) if entries else None

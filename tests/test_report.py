@@ -1,0 +1,471 @@
+"""The report layer, from saved JSON only: rows, markdown, CSV, plots, compare, CLI and atomic writes.
+
+Expected values are computed here from tests/data/sample_run itself, so the sample can be
+replaced by a real run's files; cases the sample may lack (divergence, unavailability, known
+ratios) are made by editing a copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import backends
+from benchmarks import atomic, report
+from benchmarks.report_data import mean_std_ci, t95
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = Path(__file__).resolve().parent / "data" / "sample_run"
+PNG = b"\x89PNG\r\n\x1a\n"
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+OUTPUTS = ("comparison.md", "comparison.csv", "predictions.png", "loss_curves.png", "step_times.png")
+HEADER = [
+    "backend",
+    "device",
+    "kernel / path",
+    "step median (ms)",
+    "step IQR (ms)",
+    "first step (ms)",
+    "predict median (ms)",
+    "held-out MSE",
+    "MSE 95% CI",
+    "train run (s)",
+    "final loss",
+    "params",
+    "peak mem (MiB)",
+    "speed-up vs torch-rnn",
+    "GPU/CPU",
+]
+
+Edit = Callable[[dict, dict], None]
+
+
+def copy_run(dst: Path, edit: Edit | None = None) -> Path:
+    """Copy the sample's JSON into dst, optionally editing (benchmark, run) first."""
+    dst.mkdir(parents=True)
+    bench = json.loads((SAMPLE / "benchmark.json").read_text())
+    meta = json.loads((SAMPLE / "run.json").read_text()) if (SAMPLE / "run.json").exists() else {}
+    if edit:
+        edit(bench, meta)
+    (dst / "benchmark.json").write_text(json.dumps(bench))
+    (dst / "run.json").write_text(json.dumps(meta))
+    return dst
+
+
+def by_kind(bench: dict, kind: str) -> dict[tuple[str, str], dict]:
+    out = {}
+    for entry in bench["benchmarks"]:
+        extra = entry.get("extra_info") or {}
+        if extra.get("kind") == kind:
+            out.setdefault((extra["backend"], extra["device"]), entry)
+    return out
+
+
+def table(md: str) -> tuple[list[str], list[list[str]]]:
+    """Header cells and body rows of the markdown's results table."""
+    lines = [line for line in md.splitlines() if line.startswith("| ")]
+    split = [[c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]] for line in lines]
+    return split[0], split[1:]
+
+
+def sample() -> dict:
+    return json.loads((SAMPLE / "benchmark.json").read_text())
+
+
+def sample_meta() -> dict:
+    path = SAMPLE / "run.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    run_dir = copy_run(tmp_path_factory.mktemp("report") / "run")
+    return run_dir, report.write_report(run_dir)
+
+
+# ---- rows ----
+
+
+def test_rows_cover_every_backend_and_device_in_order():
+    bench, meta = sample(), sample_meta()
+    keys = set()
+    for kind in ("train_step", "predict", "training_run"):
+        keys |= set(by_kind(bench, kind))
+    keys |= {tuple(k.rsplit("@", 1)) for k in meta.get("unavailable", {})}
+    rows = report.comparison_rows(report.load_run(SAMPLE))
+    got = [(r.backend, r.device) for r in rows]
+    assert sorted(got) == sorted(keys)
+    assert ("noop", "cpu") not in got
+    registered = [backends.names().index(b) for b, _ in got if b in backends.names()]
+    assert registered == sorted(registered)
+    for name in {b for b, _ in got}:
+        positions = [i for i, (b, _) in enumerate(got) if b == name]
+        assert positions == list(range(positions[0], positions[-1] + 1)), f"{name}'s rows are not adjacent"
+        devices = [got[i][1] for i in positions]
+        if "cpu" in devices and "cuda" in devices:
+            assert devices.index("cpu") < devices.index("cuda")
+
+
+def test_row_values_come_from_the_json():
+    bench = sample()
+    rows = {(r.backend, r.device): r for r in report.comparison_rows(report.load_run(SAMPLE))}
+    for key, entry in by_kind(bench, "train_step").items():
+        assert rows[key].step_median == entry["stats"]["median"]
+        assert rows[key].step_iqr == entry["stats"]["iqr"]
+        assert rows[key].first_step == entry["extra_info"]["first_step_seconds"]
+        assert rows[key].params == entry["extra_info"]["params"]
+    for key, entry in by_kind(bench, "predict").items():
+        assert rows[key].predict_median == entry["stats"]["median"]
+    for key, entry in by_kind(bench, "training_run").items():
+        extra, row = entry["extra_info"], rows[key]
+        good = [m for m, d in zip(extra["held_out_mse"], extra["diverged"]) if not d and m is not None]
+        assert row.seeds == len(extra["held_out_mse"])
+        assert row.diverged == len(extra["held_out_mse"]) - len(good)
+        assert row.peak_rss_bytes == extra["peak_rss_bytes"]
+        if len(good) >= 2 and len(good) - 1 in T95:
+            std = statistics.stdev(good)
+            assert row.mse_mean == pytest.approx(statistics.fmean(good))
+            assert row.mse_std == pytest.approx(std)
+            half = T95[len(good) - 1] * std / math.sqrt(len(good))
+            assert (row.mse_ci_low, row.mse_ci_high) == pytest.approx((row.mse_mean - half, row.mse_mean + half))
+
+
+def test_speedup_and_gpu_cpu_follow_the_json():
+    steps = {k: e["stats"]["median"] for k, e in by_kind(sample(), "train_step").items()}
+    for row in report.comparison_rows(report.load_run(SAMPLE)):
+        if (row.backend, row.device) not in steps:
+            assert row.speedup is None and row.gpu_cpu is None
+            continue
+        ref = steps.get(("torch-rnn", row.device))
+        expected = None if ref is None else ref / steps[(row.backend, row.device)]
+        assert row.speedup == pytest.approx(expected)
+        cpu = steps.get((row.backend, "cpu"))
+        expected = steps[(row.backend, row.device)] / cpu if row.device == "cuda" and cpu else None
+        assert row.gpu_cpu == pytest.approx(expected)
+
+
+def _step_only(medians: dict[tuple[str, str], float]) -> Edit:
+    def edit(bench: dict, meta: dict) -> None:
+        template = next(iter(by_kind(bench, "train_step").values()))
+        bench["benchmarks"] = []
+        for (name, device), median in medians.items():
+            entry = copy.deepcopy(template)
+            entry["extra_info"].update(backend=name, device=device)
+            entry["stats"].update(median=median, q1=median, q3=median, min=median, iqr=0.0)
+            bench["benchmarks"].append(entry)
+        meta["unavailable"] = {}
+
+    return edit
+
+
+def test_speedup_and_gpu_cpu_known_values(tmp_path):
+    medians = {
+        ("numpy", "cpu"): 5e-4,
+        ("torch-rnn", "cpu"): 1e-3,
+        ("torch-rnn", "cuda"): 4e-4,
+        ("torch-cell", "cuda"): 8e-4,
+    }
+    run = report.load_run(copy_run(tmp_path / "a", _step_only(medians)))
+    rows = {(r.backend, r.device): r for r in report.comparison_rows(run)}
+    assert rows[("numpy", "cpu")].speedup == pytest.approx(2.0)
+    assert rows[("torch-rnn", "cuda")].speedup == pytest.approx(1.0)
+    assert rows[("torch-cell", "cuda")].speedup == pytest.approx(0.5)
+    assert rows[("torch-rnn", "cuda")].gpu_cpu == pytest.approx(0.4)
+    assert rows[("torch-cell", "cuda")].gpu_cpu is None  # no cpu row to divide by
+    assert rows[("numpy", "cpu")].gpu_cpu is None
+    _, body = table(report.comparison_markdown(run, list(rows.values())))
+    assert "2.00×" in next(r for r in body if r[:2] == ["numpy", "cpu"])
+    del medians[("torch-rnn", "cpu")], medians[("torch-rnn", "cuda")]
+    run = report.load_run(copy_run(tmp_path / "b", _step_only(medians)))
+    assert all(r.speedup is None for r in report.comparison_rows(run))  # no torch-rnn: blank, not an error
+
+
+def test_statistics_helpers():
+    assert t95(4) == 2.776 and t95(30) == 2.042 and t95(35) == 2.042 and t95(10_000) == 1.960
+    assert mean_std_ci([]) == (None, None, None, None)
+    assert mean_std_ci([2.0]) == (2.0, None, None, None)
+    mean, std, low, high = mean_std_ci([1.0, 2.0, 3.0])
+    assert (mean, std) == (2.0, 1.0) and high - mean == pytest.approx(4.303 / math.sqrt(3))
+
+
+# ---- markdown, CSV, plots ----
+
+
+def test_markdown_has_every_row_column_and_machine_line(written):
+    run_dir, _ = written
+    md = (run_dir / "comparison.md").read_text()
+    rows = report.comparison_rows(report.load_run(run_dir))
+    header, body = table(md)
+    assert header == HEADER
+    assert len(body) == len(rows)
+    for cells, row in zip(body, rows):
+        assert len(cells) == len(HEADER)
+        assert cells[:2] == [row.backend, row.device]
+        if row.status == "unavailable":
+            assert cells[2].startswith("unavailable: ")
+        elif row.step_median is not None:
+            assert float(cells[3].replace(",", "")) == pytest.approx(row.step_median * 1e3, rel=0.01)
+    for label in ("- CPU:", "- threads:", "- OS:", "- Python:", "- frameworks:", "- GPU:", "## Columns"):
+        assert label in md
+    overhead = next(e for e in sample()["benchmarks"] if (e.get("extra_info") or {}).get("kind") == "harness_overhead")
+    line = next(line for line in md.splitlines() if line.startswith("harness overhead per timed call:"))
+    assert f"{overhead['stats']['median'] * 1e6:.2f} µs = " in line and "% of the fastest backend's step (" in line
+
+
+def test_diverged_and_unavailable_rows_of_the_sample_render(written):
+    run_dir, _ = written
+    rows = report.comparison_rows(report.load_run(run_dir))
+    _, body = table((run_dir / "comparison.md").read_text())
+    for row, cells in zip(rows, body):
+        if row.status == "unavailable":
+            assert cells[2] == f"unavailable: {' '.join(row.reason.split())}".replace("|", "\\|")
+        elif row.status == "diverged":
+            assert cells[7] == f"diverged ({row.seeds}/{row.seeds} seeds)"
+        elif row.status == "partly-diverged":
+            assert cells[7].endswith(f"({row.diverged}/{row.seeds} diverged)") and " ± " in cells[7]
+
+
+@pytest.mark.parametrize("how", ["some", "all"])
+def test_diverged_seeds(tmp_path, how):
+    target: list[tuple[str, str]] = []
+
+    def edit(bench: dict, meta: dict) -> None:
+        key, entry = next(iter(by_kind(bench, "training_run").items()))
+        extra, n = entry["extra_info"], len(entry["extra_info"]["seeds"])
+        if n < 3:
+            extra["seeds"] = list(range(5))
+            extra["held_out_mse"] = [0.002, 0.003, 0.004, 0.005, 0.006]
+            extra["final_loss"], extra["diverged"] = [0.001] * 5, [False] * 5
+            n = 5
+        bad = range(n) if how == "all" else (1, n - 1)
+        for i in bad:
+            extra["diverged"][i], extra["held_out_mse"][i], extra["final_loss"][i] = True, None, None
+        extra["held_out"]["prediction"] = None if 0 in bad else extra["held_out"]["prediction"]
+        target.append(key)
+
+    run = report.load_run(copy_run(tmp_path / "run", edit))
+    rows = report.comparison_rows(run)
+    row = next(r for r in rows if (r.backend, r.device) == target[0])
+    extra = by_kind(run.bench, "training_run")[target[0]]["extra_info"]
+    n = len(extra["seeds"])
+    cells = next(c for c in table(report.comparison_markdown(run, rows))[1] if tuple(c[:2]) == target[0])
+    line = next(r for r in csv.DictReader(io.StringIO(report.comparison_csv(rows))) if r["backend"] == row.backend)
+    if how == "all":
+        assert row.status == "diverged" and row.mse_mean is None
+        assert cells[7] == f"diverged ({n}/{n} seeds)"
+        assert line["status"] == "diverged" and line["heldout_mse_mean"] == ""
+    else:
+        rest = [m for m in extra["held_out_mse"] if m is not None]
+        assert row.status == "partly-diverged" and row.mse_mean == pytest.approx(statistics.fmean(rest))
+        assert cells[7].endswith(f"(2/{n} diverged)")
+        assert line["status"] == "partly-diverged" and float(line["heldout_mse_mean"]) == pytest.approx(row.mse_mean)
+    assert line["diverged_seeds"] == str(n if how == "all" else 2)
+
+
+def test_unavailable_row_renders_with_its_reason(tmp_path):
+    def edit(bench: dict, meta: dict) -> None:
+        meta.setdefault("unavailable", {})["ghost@cuda"] = "ghost | needs\na GPU"
+
+    run = report.load_run(copy_run(tmp_path / "run", edit))
+    rows = report.comparison_rows(run)
+    row = next(r for r in rows if r.backend == "ghost")
+    assert (row.device, row.status, row.step_median) == ("cuda", "unavailable", None)
+    cells = next(c for c in table(report.comparison_markdown(run, rows))[1] if c[0] == "ghost")
+    assert cells[2] == "unavailable: ghost \\| needs a GPU" and len(cells) == len(HEADER)
+    line = next(r for r in csv.DictReader(io.StringIO(report.comparison_csv(rows))) if r["backend"] == "ghost")
+    assert line["status"] == "unavailable" and line["reason"] == "ghost | needs\na GPU" and line["step_median_s"] == ""
+
+
+def test_csv_parses_with_the_same_rows(written):
+    run_dir, _ = written
+    rows = report.comparison_rows(report.load_run(run_dir))
+    with open(run_dir / "comparison.csv", newline="") as f:
+        lines = list(csv.DictReader(f))
+    assert [(r["backend"], r["device"]) for r in lines] == [(r.backend, r.device) for r in rows]
+    for line, row in zip(lines, rows):
+        assert line["status"] in ("ok", "partly-diverged", "diverged", "unavailable")
+        assert line["status"] == row.status
+        for name in ("step_median_s", "predict_median_s", "heldout_mse_mean", "peak_rss_bytes", "speedup_vs_torch_rnn"):
+            assert line[name] == "" or math.isfinite(float(line[name]))
+        assert (float(line["step_median_s"]) if line["step_median_s"] else None) == row.step_median
+
+
+def test_plots_are_pngs_and_linked(written):
+    run_dir, paths = written
+    assert sorted(p.name for p in paths) == sorted(OUTPUTS)
+    md = (run_dir / "comparison.md").read_text()
+    for name in OUTPUTS[2:]:
+        data = (run_dir / name).read_bytes()
+        assert data.startswith(PNG) and len(data) > 1000
+        assert f"]({name})" in md
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(("benchmark.json", "run.json", *OUTPUTS))
+
+
+def test_run_without_run_json_still_reports(tmp_path):
+    run_dir = copy_run(tmp_path / "run")
+    (run_dir / "run.json").unlink()
+    run = report.load_run(run_dir)
+    assert run.meta == {}
+    assert all(r.status != "unavailable" for r in report.comparison_rows(run))
+    assert "## Results" in report.comparison_markdown(run, report.comparison_rows(run))
+
+
+# ---- compare ----
+
+
+def _scaled(key: tuple[str, str], factor: float) -> Edit:
+    def edit(bench: dict, meta: dict) -> None:
+        stats = by_kind(bench, "train_step")[key]["stats"]
+        for name in ("min", "max", "mean", "stddev", "median", "iqr", "q1", "q3"):
+            stats[name] *= factor
+
+    return edit
+
+
+def test_compare_flags_a_real_change_only(tmp_path, capsys):
+    steps = by_kind(sample(), "train_step")
+    # the least noisy backend: a 2x change must stand out of its IQR
+    key = min(steps, key=lambda k: steps[k]["stats"]["iqr"] / steps[k]["stats"]["median"])
+    assert steps[key]["stats"]["iqr"] < 0.5 * steps[key]["stats"]["median"], "sample too noisy for this test"
+    a, b, same = copy_run(tmp_path / "A"), copy_run(tmp_path / "B", _scaled(key, 2.0)), copy_run(tmp_path / "C")
+
+    assert report.main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    flagged = [line for line in out.splitlines() if "changed" in line and line.startswith("| ")]
+    assert len(flagged) == 1
+    assert flagged[0].startswith(f"| {key[0]} | {key[1]} | step median (ms) |") and "| 2.000 |" in flagged[0]
+    assert (b / "compare-A.md").read_text() in out
+
+    assert report.main(["compare", str(a), str(same)]) == 0
+    out = capsys.readouterr().out
+    assert "| 1.000 |" in out and not [line for line in out.splitlines() if "**changed**" in line]
+    assert (same / "compare-A.md").exists()
+
+
+# ---- CLI ----
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.report", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_cli_writes_the_report(tmp_path):
+    run_dir = copy_run(tmp_path / "run")
+    done = _cli(str(run_dir))
+    assert done.returncode == 0, done.stderr
+    assert [line.removeprefix("wrote ") for line in done.stdout.splitlines()] == [str(run_dir / n) for n in OUTPUTS]
+
+
+def _retype_training(field: str, value: object) -> Edit:
+    def edit(bench: dict, meta: dict) -> None:
+        for entry in by_kind(bench, "training_run").values():
+            entry["extra_info"][field] = value
+
+    return edit
+
+
+def _bad_folders(tmp_path: Path) -> dict[str, list[str]]:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    malformed = copy_run(tmp_path / "malformed")
+    (malformed / "benchmark.json").write_text('{"benchmarks": [')
+    wrong = copy_run(tmp_path / "wrong")
+    (wrong / "benchmark.json").write_text('{"machine_info": {}}')
+    bad_meta = copy_run(tmp_path / "bad_meta")
+    (bad_meta / "run.json").write_text("[1, 2]")
+    deep = copy_run(tmp_path / "deep", _retype_training("held_out_mse", 5))
+    good = copy_run(tmp_path / "good")
+    return {
+        "wrong type deep inside": [str(deep)],
+        "missing folder": [str(tmp_path / "nope")],
+        "no benchmark.json": [str(empty)],
+        "malformed JSON": [str(malformed)],
+        "not pytest-benchmark JSON": [str(wrong)],
+        "run.json not an object": [str(bad_meta)],
+        "two folders without compare": [str(good), str(good)],
+        "unknown option": ["--frobnicate"],
+        "compare with one folder": ["compare", str(good)],
+        "compare with a missing folder": ["compare", str(good), str(tmp_path / "nope")],
+    }
+
+
+def test_cli_bad_arguments_exit_2_with_one_line(tmp_path):
+    for case, args in _bad_folders(tmp_path).items():
+        done = _cli(*args)
+        assert done.returncode == 2, case
+        assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("error: "), (case, done.stderr)
+        assert "Traceback" not in done.stderr and done.stdout == "", case
+
+
+def test_cli_without_runs_exits_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path)
+    assert report.main([]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_newest_run(tmp_path):
+    runs = tmp_path / "runs"
+    for name in ("20260101-000000-a", "20260102-000000-b", "20260103-000000-c.partial", "20260104-000000-d-incomplete"):
+        copy_run(runs / name)
+    (runs / "20260105-000000-e").mkdir()  # no benchmark.json: not a run
+    assert report.newest_run(tmp_path) == (runs / "20260102-000000-b").resolve()
+    (tmp_path / "index.json").write_text(json.dumps({"runs": ["20260101-000000-a"], "latest": "20260101-000000-a"}))
+    assert report.newest_run(tmp_path) == (runs / "20260101-000000-a").resolve()
+    (tmp_path / "latest").symlink_to(Path("runs") / "20260104-000000-d-incomplete")
+    assert report.newest_run(tmp_path) == (runs / "20260104-000000-d-incomplete").resolve()
+    with pytest.raises(report.RunError):
+        report.newest_run(tmp_path / "nothing")
+
+
+# ---- atomic writes ----
+
+
+def _fail(*args: object, **kwargs: object) -> None:
+    raise OSError("simulated crash")
+
+
+@pytest.mark.parametrize("where", ["replace", "fsync"])
+def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch, where):
+    target = tmp_path / "table.md"
+    target.write_text("old")
+    monkeypatch.setattr(os, where, _fail)
+    with pytest.raises(OSError, match="simulated crash"):
+        atomic.write_text(target, "new " * 10_000)
+    monkeypatch.undo()
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["table.md"]
+
+
+def test_atomic_write_replaces_and_keeps_the_mode(tmp_path):
+    target = tmp_path / "data.bin"
+    assert atomic.write_bytes(target, b"one") == target
+    assert target.read_bytes() == b"one" and target.stat().st_mode & 0o777 == 0o644
+    target.chmod(0o664)
+    atomic.write_text(target, "two")
+    assert target.read_text() == "two" and target.stat().st_mode & 0o777 == 0o664
+    assert [p.name for p in tmp_path.iterdir()] == ["data.bin"]
+
+
+def test_interrupted_report_keeps_the_old_report(tmp_path, monkeypatch):
+    run_dir = copy_run(tmp_path / "run")
+    (run_dir / "comparison.md").write_text("old report")
+    monkeypatch.setattr(os, "replace", _fail)
+    with pytest.raises(OSError):
+        report.write_report(run_dir)
+    monkeypatch.undo()
+    assert (run_dir / "comparison.md").read_text() == "old report"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["benchmark.json", "comparison.md", "run.json"]
