@@ -45,12 +45,20 @@ def backend_class(name: str) -> type[Backend]:
     module_name, class_name = target.split(":")
     try:
         module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name == module_name:  # the backend's own file is missing: a bug, not a missing framework
+            raise
+        raise _unavailable(name, extra, err) from err
     except Exception as err:  # a broken framework raises more than ImportError
-        reason = f"{type(err).__name__}: {err}".splitlines()[0]
-        raise BackendUnavailable(
-            f"{name}: cannot import its framework ({reason}); install it with: pip install -e '.[{extra}]'"
-        ) from err
+        raise _unavailable(name, extra, err) from err
     return getattr(module, class_name)
+
+
+def _unavailable(name: str, extra: str, err: Exception) -> BackendUnavailable:
+    reason = f"{type(err).__name__}: {err}".splitlines()[0]
+    return BackendUnavailable(
+        f"{name}: cannot import its framework ({reason}); install it with: pip install -e '.[{extra}]'"
+    )
 
 
 def load(name: str, config: TaskConfig | None = None, device: str = "cpu", **options: Any) -> Backend:

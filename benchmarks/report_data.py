@@ -37,7 +37,7 @@ class Run:
     @property
     def name(self) -> str:
         """The run folder's name."""
-        return self.path.name
+        return self.path.resolve().name  # results/latest is a symlink: name the run itself
 
     @property
     def machine(self) -> dict[str, Any]:
