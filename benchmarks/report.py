@@ -51,7 +51,7 @@ COLUMNS = [
     ("first step (ms)", "the first train_step on a fresh backend (tracing / compiling), not in the median"),
     ("predict median (ms)", "one forward-only call on one window"),
     ("held-out MSE", "mean ± sample std over seeds of the MSE on the held-out windows; diverged seeds excluded"),
-    ("MSE 95% CI", "95% t interval of that mean"),
+    ("MSE 95% CI", "95% t interval of that mean, clipped at 0 (wide when few seeds or one seed fails to converge)"),
     ("train run (s)", "wall time of one whole training run, mean over seeds"),
     ("final loss", "training loss of the last step, mean over non-diverged seeds"),
     ("params", "trainable parameters as the framework counts them"),

@@ -198,6 +198,8 @@ def _fill_training(row: Row, entry: dict[str, Any]) -> None:
     good = [float(m) for m, d in zip(mses, diverged) if not d]
     row.seeds, row.diverged = len(mses), sum(diverged)
     row.mse_mean, row.mse_std, row.mse_ci_low, row.mse_ci_high = mean_std_ci(good)
+    if row.mse_ci_low is not None:
+        row.mse_ci_low = max(row.mse_ci_low, 0.0)  # an MSE cannot be negative: clip the t interval at 0
     if row.seeds and row.diverged == row.seeds:
         row.status = "diverged"
     elif row.diverged:
