@@ -100,16 +100,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from benchmarks import report
 
         report.write_report(final)
+        run = report.load_run(final)
+        rows = report.comparison_rows(run)
+        state.summary = [*report.summary_lines(rows), report.overhead_line(run, rows)]
     except Exception as err:  # the measurements are saved; a report bug must not lose them
         state.report_error = f"{type(err).__name__}: {err}"
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's tables: the last thing on screen
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     state = terminalreporter.config.stash.get(RUN, None)
     if state is None or state.published is None:
         return
     tr = terminalreporter
-    tr.section("rnn-bench results")
+    tr.section("rnn-bench comparison")
+    for line in state.summary:
+        tr.write_line(line)
     tr.write_line(f"run folder: {state.published}")
     if state.report_error:
         tr.write_line(f"report failed ({state.report_error}); regenerate with: python -m benchmarks.report")
@@ -117,5 +123,3 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         for name in ("comparison.md", "comparison.csv", "predictions.png", "loss_curves.png", "step_times.png"):
             if (state.published / name).exists():
                 tr.write_line(f"  {state.published / name}")
-    for key, reason in state.unavailable.items():
-        tr.write_line(f"unavailable {key}: {reason}")

@@ -33,6 +33,7 @@ __all__ = [
     "comparison_csv",
     "comparison_markdown",
     "comparison_rows",
+    "summary_lines",
     "load_run",
     "main",
     "newest_run",
@@ -166,6 +167,22 @@ def overhead_line(run: Run, rows: list[Row]) -> str:
         f"harness overhead per timed call: {overhead * 1e6:.2f} µs = {share:.2g}% of the fastest backend's step "
         f"({fastest.step_median * 1e3:.3g} ms, {fastest.backend} on {fastest.device})"
     )
+
+
+def summary_lines(rows: list[Row]) -> list[str]:
+    """A narrow version of the table for the terminal: step time, first step, accuracy, speed-up."""
+    header = f"{'backend':<22} {'device':<6} {'step ms (IQR)':>16} {'first ms':>9} {'held-out MSE':>26} {'speed-up':>9}"
+    lines = [header]
+    for r in rows:
+        if r.status == "unavailable":
+            lines.append(f"{r.backend:<22} {r.device:<6} unavailable: {' '.join(r.reason.split())[:90]}")
+            continue
+        step = f"{_fmt(r.step_median, 1e-3)} ({_fmt(r.step_iqr, 1e-3)})" if r.step_median is not None else ""
+        mse = _mse_cells(r)[0]
+        lines.append(
+            f"{r.backend:<22} {r.device:<6} {step:>16} {_fmt(r.first_step, 1e-3):>9} {mse:>26} {_ratio(r.speedup):>9}"
+        )
+    return lines
 
 
 def comparison_markdown(run: Run, rows: list[Row], plots: Sequence[str] = ()) -> str:

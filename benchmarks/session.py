@@ -23,3 +23,4 @@ class RunState:
     unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
     published: Path | None = None
     report_error: str | None = None
+    summary: list[str] = dataclasses.field(default_factory=list)  # lines for the terminal
