@@ -250,10 +250,15 @@ def write_report(run_dir: str | Path) -> list[Path]:
     run = load_run(run_dir)
     rows = comparison_rows(run)
     written = []
-    for name, draw in plots.PLOTS.items():
-        png = draw(run, rows)
-        if png is not None:
-            written.append(atomic.write_bytes(run.path / name, png))
+    try:
+        import matplotlib  # noqa: F401 - only to learn whether plots can be drawn
+    except ImportError:  # the tables still come out; the GPU machine may lack matplotlib
+        print("matplotlib is not installed: no plots (pip install -e '.[bench]')", file=sys.stderr)
+    else:
+        for name, draw in plots.PLOTS.items():
+            png = draw(run, rows)
+            if png is not None:
+                written.append(atomic.write_bytes(run.path / name, png))
     md = comparison_markdown(run, rows, [p.name for p in written])
     written.insert(0, atomic.write_text(run.path / "comparison.md", md))
     written.insert(1, atomic.write_text(run.path / "comparison.csv", comparison_csv(rows)))

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -470,3 +471,18 @@ def test_interrupted_report_keeps_the_old_report(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert (run_dir / "comparison.md").read_text() == "old report"
     assert sorted(p.name for p in run_dir.iterdir()) == ["benchmark.json", "comparison.md", "run.json"]
+
+
+def test_tables_without_matplotlib(tmp_path):
+    """The GPU machine may lack matplotlib: the tables must still be written, the plots skipped with a note."""
+    run = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "data" / "sample_run", run)
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from benchmarks.report import main; sys.exit(main([sys.argv[1]]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "matplotlib is not installed" in result.stderr
+    assert (run / "comparison.md").exists() and (run / "comparison.csv").exists()
+    assert not list(run.glob("*.png"))
