@@ -1,6 +1,6 @@
 """Import tflearn 0.5.0 on TensorFlow 2.x without changing TensorFlow for the rest of the process.
 
-tflearn 0.5.0 does not import unaided on TF 2.21 (see FACTS):
+tflearn 0.5.0 does not import unaided on TF 2.21:
   - `tensorflow.python.util.nest.is_sequence` is gone (renamed `is_nested`);
   - `PIL.Image.ANTIALIAS` is gone (`Image.Resampling.LANCZOS`), used as a default argument;
   - `import tflearn` calls `tf.compat.v1.disable_v2_behavior()`, which would switch the whole

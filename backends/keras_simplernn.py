@@ -1,7 +1,7 @@
 """`keras-simplernn`: Keras 3 `SimpleRNN(stateful=True)` + `Dense(1)` on TensorFlow, trained by a `tf.function` step.
 
 The step is what a Keras user writes for speed: GradientTape + Adam inside `tf.function`
-(`train_on_batch` is slower, eager GradientTape ~40x slower, see FACTS). XLA is an explicit
+(`train_on_batch` is slower, an eager GradientTape far slower). XLA is an explicit
 option, never Keras's "auto", so a table row always says which one ran; `keras-simplernn-xla`
 is the same model with XLA on. The stateful layer keeps the hidden state in a variable:
 it carries across train_step and predict, and reading it starts each window's graph from a

@@ -5,7 +5,7 @@ Tolerances (float32 backends vs the float64 oracle):
   loss trajectory over the first 6 steps:  relative 1e-4
   weights after those steps:               2e-4 absolute
 adam_eps is 1e-16 here so the frameworks' different placement of epsilon cannot hide a
-difference (see FACTS: Keras applies it after bias correction, PyTorch before).
+difference (Keras applies it after bias correction, PyTorch before).
 Backends listed with `parity_options` (torch-rnn: bias_hh frozen) are loaded with them.
 """
 
