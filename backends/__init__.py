@@ -1,4 +1,5 @@
-"""Registry of backends. Importing this package imports no framework.
+"""Registry of backends. Importing this package imports no framework, not even numpy: the thread
+settings must reach numpy's BLAS before it loads (see backends/threads.py).
 
 Each entry maps a backend name to "module:Class" and the pip extra that installs its
 framework. Adding a backend: write one file in this folder and add one line below.
@@ -8,10 +9,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from backends.base import DEVICES, Backend, BackendUnavailable
-from backends.task import TaskConfig, initial_weights
+from backends.errors import BackendUnavailable, DeviceUnsupported
+
+if TYPE_CHECKING:
+    from backends.base import Backend
+    from backends.task import TaskConfig
+
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
 
 # name -> (module:Class, pip extra)
 REGISTRY: dict[str, tuple[str, str]] = {
@@ -25,7 +31,20 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "tflearn": ("backends.tflearn_rnn:TFLearnRNN", "tf"),
 }
 
-__all__ = ["Backend", "BackendUnavailable", "TaskConfig", "backend_class", "load", "names"]
+__all__ = ["Backend", "BackendUnavailable", "DeviceUnsupported", "TaskConfig", "backend_class", "load", "names"]
+
+
+def __getattr__(attr: str) -> Any:
+    """Backend and TaskConfig on first use, so that `import backends` does not load numpy."""
+    if attr == "Backend":
+        from backends.base import Backend
+
+        return Backend
+    if attr == "TaskConfig":
+        from backends.task import TaskConfig
+
+        return TaskConfig
+    raise AttributeError(f"module 'backends' has no attribute {attr!r}")
 
 
 def names() -> list[str]:
@@ -70,6 +89,8 @@ def load(name: str, config: TaskConfig | None = None, device: str = "cpu", **opt
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(f"{name}: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(allowed) or 'none'}")
+    from backends.task import TaskConfig, initial_weights
+
     config = config or TaskConfig()
     backend = cls(config, device, **options)
     backend.set_weights(initial_weights(config))

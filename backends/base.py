@@ -13,17 +13,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from backends import DEVICES
+from backends.errors import BackendUnavailable, DeviceUnsupported
 from backends.task import WEIGHT_NAMES, TaskConfig
 
-DEVICES: tuple[str, ...] = ("cpu", "cuda")
-
-
-class BackendUnavailable(RuntimeError):
-    """The backend's framework (or the requested device) cannot be used here; the message says why."""
-
-
-class DeviceUnsupported(BackendUnavailable):
-    """The backend does not run on the requested device at all (e.g. a CUDA-graph mode on the CPU)."""
+__all__ = ["Backend", "BackendUnavailable", "DeviceUnsupported", "Prepared", "check_weights", "check_window"]
 
 
 class Prepared:

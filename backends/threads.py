@@ -31,6 +31,17 @@ def configure(n: int) -> None:
         os.environ[var] = str(n)
 
 
+def from_args(args: list[str]) -> int | None:
+    """The --threads value in a pytest command line (default 1), or None when it is not a positive int."""
+    value = "1"
+    for i, arg in enumerate(args):
+        if arg.startswith("--threads="):
+            value = arg.split("=", 1)[1]
+        elif arg == "--threads" and i + 1 < len(args):
+            value = args[i + 1]
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def count() -> int | None:
     """The configured thread count, or None when nothing was configured (frameworks keep their defaults)."""
     if _count is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():

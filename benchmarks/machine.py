@@ -66,13 +66,23 @@ def gpu_info() -> tuple[str | None, str | None]:
     return name.strip(), driver.strip() or None
 
 
+def native_thread_pools() -> list[dict[str, Any]]:
+    """The BLAS/OpenMP pools loaded in this process and their thread counts, as threadpoolctl reads them."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return []
+    keys = ("user_api", "internal_api", "num_threads", "filepath")
+    return [{k: pool.get(k) for k in keys} for pool in threadpoolctl.threadpool_info()]
+
+
 def machine_info() -> dict[str, Any]:
     """What the harness adds to pytest-benchmark's machine_info."""
     gpu, driver = gpu_info()
     return {
         "cpu_model": cpu_model(),
         "cores": os.cpu_count(),
-        "threads": threads.settings(),
+        "threads": {**threads.settings(), "native_pools": native_thread_pools()},
         "frameworks": framework_versions(),
         "os": f"{platform.system()} {platform.release()}",
         "gpu": gpu,

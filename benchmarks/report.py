@@ -129,6 +129,9 @@ def _machine_block(run: Run) -> list[str]:
     threads = m.get("threads") if isinstance(m.get("threads"), dict) else {}
     per_fw = threads.get("frameworks") or {}
     used = ", ".join(f"{fw} intra-op {v.get('intra_op')}, inter-op {v.get('inter_op')}" for fw, v in per_fw.items())
+    pools = ", ".join(f"{p.get('internal_api')} {p.get('num_threads')}" for p in threads.get("native_pools") or [])
+    if pools:
+        used += f"; native pools: {pools}"
     versions = ", ".join(f"{k} {v}" for k, v in (m.get("frameworks") or {}).items())
     os_name = m.get("os") or f"{m.get('system', '?')} {m.get('release', '')}".strip()
     gpu = f"{m['gpu']} (driver {m.get('gpu_driver') or '?'})" if m.get("gpu") else "none"

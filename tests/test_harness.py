@@ -107,3 +107,14 @@ def test_interrupted_run_keeps_earlier_results(tmp_path):
     names = [p.name for p in (results / "runs").iterdir()]
     assert not any(n.endswith(".partial") for n in names)
     assert sum(n.endswith("-incomplete") for n in names) == 1  # what it measured is kept, not published
+
+
+def test_every_native_thread_pool_gets_the_requested_count(tmp_path):
+    """numpy's BLAS reads its thread count when numpy loads: the pin must come before that."""
+    result = bench(tmp_path, "--backends=numpy,torch-cell", "--threads=1", *TINY)
+    assert result.returncode == 0, result.stdout[-3000:]
+    info = json.loads(((tmp_path / "results" / "latest").resolve() / "benchmark.json").read_text())["machine_info"]
+    pools = info["threads"]["native_pools"]
+    assert any(p["user_api"] == "blas" for p in pools), pools
+    assert {p["num_threads"] for p in pools} == {1}, pools
+    assert info["threads"]["frameworks"]["torch"] == {"intra_op": 1, "inter_op": 1}
