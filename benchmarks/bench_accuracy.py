@@ -7,12 +7,15 @@ backend's peak memory (from a child process) go into extra_info for the report.
 
 import dataclasses
 import math
+import time
 
 import numpy as np
 
 from backends.task import eval_indices, eval_windows, times
 from backends.training import TrainingResult, run_training
 from benchmarks.memory import measure_in_child
+
+PROGRESS_EVERY_S = 10.0
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -33,7 +36,14 @@ def test_training_run(benchmark, case, bench):
         return (bench.load(case, seed), seed), {}
 
     def train(backend, seed):
-        result = run_training(backend)
+        next_report = [time.perf_counter() + PROGRESS_EVERY_S]
+
+        def on_step(step: int, loss: float) -> None:  # long runs say where they are; a clock read per step
+            if time.perf_counter() >= next_report[0]:
+                next_report[0] += PROGRESS_EVERY_S
+                bench.progress(f"  [accuracy] {label} seed {seed + 1}/{len(seeds)}: step {step + 1}, loss {loss:.5f}")
+
+        result = run_training(backend, on_step)
         results.append(result)
         mse = "diverged" if result.diverged else f"{result.held_out_mse:.5f}"
         bench.progress(
