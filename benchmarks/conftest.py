@@ -24,6 +24,29 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("case", cases, ids=[f"{b}-{d}" for b, d in cases])
 
 
+# Run order: the overhead probe, then every step timing, then the training runs. Step timings go
+# backend by backend in registry order, train_step then predict, so each backend is timed before
+# the frameworks that come after it are loaded: all share one process, and a loaded framework's
+# idle thread pools and allocator can slow the others.
+PHASES = {
+    "test_harness_overhead": (0, 0),
+    "test_train_step": (1, 0),
+    "test_predict": (1, 1),
+    "test_training_run": (2, 0),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    order = {name: i for i, name in enumerate(backends.names())}
+
+    def key(item: pytest.Item) -> tuple[int, int, str, int]:
+        case = getattr(getattr(item, "callspec", None), "params", {}).get("case", ("", ""))
+        phase, within = PHASES.get(getattr(item, "originalname", item.name), (3, 0))
+        return phase, order.get(case[0], -1), case[1], within
+
+    items.sort(key=key)
+
+
 class Bench:
     """What a benchmark needs from the session: options, loading, progress lines."""
 
