@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 from typing import Any
@@ -21,6 +20,16 @@ STEPS = 20
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak_rss_bytes() -> int:
+    """This process's peak RSS. Not getrusage's ru_maxrss: that one survives fork+exec, so a child
+    would report at least its parent's peak."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def measure(name: str, device: str, config_fields: dict[str, Any]) -> dict[str, Any]:
@@ -40,8 +49,7 @@ def measure(name: str, device: str, config_fields: dict[str, Any]) -> dict[str, 
 
         if torch.cuda.is_available():
             gpu_peak = int(torch.cuda.max_memory_allocated())
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-    return {"peak_rss_bytes": peak, "baseline_rss_bytes": baseline, "gpu_peak_bytes": gpu_peak}
+    return {"peak_rss_bytes": _peak_rss_bytes(), "baseline_rss_bytes": baseline, "gpu_peak_bytes": gpu_peak}
 
 
 def measure_in_child(name: str, device: str, config_fields: dict[str, Any], timeout: float = 300) -> dict[str, Any]:

@@ -77,14 +77,20 @@ def test_bad_option_is_one_line_error(tmp_path, args, message):
 
 
 def test_memory_is_measured_in_a_child_process():
+    """The child's own peak, not this process's: ballast here must not show up there."""
     import dataclasses
+
+    import numpy as np
 
     from backends.task import TaskConfig
     from benchmarks.memory import measure_in_child
 
-    got = measure_in_child("torch-cell", "cpu", dataclasses.asdict(TaskConfig()))
+    ballast = np.ones(300 * 2**20 // 8)  # 300 MiB resident in the parent
+    got = measure_in_child("numpy", "cpu", dataclasses.asdict(TaskConfig()))
     assert got["peak_rss_bytes"] > got["baseline_rss_bytes"] > 0
+    assert got["peak_rss_bytes"] < 200 * 2**20, got
     assert got["gpu_peak_bytes"] is None
+    del ballast
 
 
 def test_interrupted_run_keeps_earlier_results(tmp_path):
