@@ -80,6 +80,9 @@ def predictions_png(run: Run, rows: list[Row]) -> bytes | None:
     return _png(fig)
 
 
+SMOOTH = 10  # steps in the loss curves' moving mean
+
+
 def loss_curves_png(run: Run, rows: list[Row]) -> bytes | None:
     """Training loss per step (log y): median over seeds per backend, min-max band; None without data."""
     import numpy as np
@@ -98,14 +101,19 @@ def loss_curves_png(run: Run, rows: list[Row]) -> bytes | None:
         for s, curve in enumerate(seeds):
             grid[s, : len(curve)] = [np.nan if v is None else v for v in curve]
         grid[~(grid > 0)] = np.nan  # log axis: non-positive or diverged losses are left out
+        if length >= SMOOTH:  # per-step losses at lr 0.02 jump by 10x; a moving mean shows the trend
+            kernel = np.ones(SMOOTH) / SMOOTH
+            grid = np.stack([np.convolve(g, kernel, mode="valid") for g in grid])
+            length = grid.shape[1]
         with warnings.catch_warnings():  # steps where every seed diverged are all-NaN, and stay blank
             warnings.simplefilter("ignore", RuntimeWarning)
             median, low, high = np.nanmedian(grid, 0), np.nanmin(grid, 0), np.nanmax(grid, 0)
-        steps = np.arange(1, length + 1)
+        raw = max(len(c) for c in seeds)
+        steps = np.arange(raw - length + 1, raw + 1)  # each point sits at the last step it averages
         note = f", {row.diverged}/{row.seeds} seeds diverged" if row.diverged else ""
         (line,) = ax.plot(steps, median, linestyle=STYLES[i % len(STYLES)][0], linewidth=1.3,
                           label=f"{_label(row.backend, row.device)}{note}")  # fmt: skip
-        ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
+        ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.08, linewidth=0)
         if np.isfinite(high[:10]).any():
             top = max(top, float(np.nanmax(high[:10])))
         if np.isfinite(low).any():
@@ -117,7 +125,8 @@ def loss_curves_png(run: Run, rows: list[Row]) -> bytes | None:
     ax.set_ylabel("training loss (MSE over the window)")
     ax.grid(alpha=0.3, which="both")
     fig.legend(fontsize=8, loc="outside lower center", ncol=min(3, len(curves)))
-    _titles(fig, ax, "Training loss: median over seeds, band = min to max", run)
+    title = f"Training loss ({SMOOTH}-step moving mean): median over seeds, band = min to max"
+    _titles(fig, ax, title, run)
     return _png(fig)
 
 
