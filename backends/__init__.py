@@ -26,6 +26,7 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "torch-cell": ("backends.torch_cell:TorchCell", "torch"),
     "torch-rnn-graph": ("backends.torch_rnn:TorchRNNGraph", "torch"),
     "torch-cell-graph": ("backends.torch_cell:TorchCellGraph", "torch"),
+    "jax-scan": ("backends.jax_scan:JaxScan", "jax"),
     "keras-simplernn": ("backends.keras_simplernn:KerasSimpleRNN", "tf"),
     "keras-simplernn-xla": ("backends.keras_simplernn:KerasSimpleRNNXLA", "tf"),
     "tflearn": ("backends.tflearn_rnn:TFLearnRNN", "tf"),

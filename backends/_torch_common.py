@@ -40,6 +40,9 @@ class TorchBackend(Backend):
         if cuda_graph and device != "cuda":
             raise ValueError(f"{self.name}: cuda_graph=True needs device='cuda', got {device!r}")
         apply_threads()
+        if device == "cuda":  # full float32 like every other row: cuDNN's RNN may otherwise use TF32
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         self.torch_device = torch.device(device)
         self.cuda_graph = bool(cuda_graph)
         self.h = torch.zeros(1, config.batch_size, config.hidden_size, device=self.torch_device)
@@ -98,6 +101,7 @@ class TorchBackend(Backend):
         out = {"framework": f"torch {torch.__version__}", "mode": "cuda-graph" if self.cuda_graph else "eager"}
         if self.torch_device.type == "cuda":
             out["gpu"] = torch.cuda.get_device_name(self.torch_device)
+            out["tf32"] = torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32
         return out
 
     # ---- CUDA graph mode ----

@@ -1,5 +1,5 @@
-"""CUDA paths of the PyTorch backends. On a machine without a GPU the GPU cases skip, saying so;
-the checks that a CPU machine can make (clear refusals) run everywhere."""
+"""CUDA paths of the PyTorch backends, and jax-scan's GPU parity. On a machine without a GPU the GPU
+cases skip, saying so; the checks that a CPU machine can make (clear refusals) run everywhere."""
 
 import time
 
@@ -13,6 +13,7 @@ from backends.task import window
 
 CONFIG = TaskConfig(adam_eps=1e-16)
 TORCH_GPU = ["torch-rnn", "torch-cell", "torch-rnn-graph", "torch-cell-graph"]
+GPU_PARITY = [*TORCH_GPU, "jax-scan"]
 
 
 def cuda_or_skip():
@@ -20,6 +21,16 @@ def cuda_or_skip():
     if not torch.cuda.is_available():
         pytest.skip(f"no CUDA GPU visible to PyTorch {torch.__version__}")
     return torch
+
+
+def gpu_backend_or_skip(name, config):
+    """`name` on the GPU with its parity options; skips, saying why, where its framework sees no GPU."""
+    if name in TORCH_GPU:
+        cuda_or_skip()
+    try:
+        return backends.load(name, config, "cuda", **backends.backend_class(name).parity_options)
+    except BackendUnavailable as err:  # e.g. JAX without its CUDA plugin, or not installed
+        pytest.skip(str(err))
 
 
 def test_cuda_request_without_gpu_is_refused_not_run_on_cpu():
@@ -39,10 +50,9 @@ def test_graph_modes_are_cuda_only():
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("name", TORCH_GPU)
+@pytest.mark.parametrize("name", GPU_PARITY)
 def test_gpu_matches_oracle(name):
-    cuda_or_skip()
-    b = backends.load(name, CONFIG, "cuda", **backends.backend_class(name).parity_options)
+    b = gpu_backend_or_skip(name, CONFIG)
     oracle = backends.load("numpy", CONFIG)
     ours = [b.train_step(*window(CONFIG, k)) for k in range(6)]
     ref = [oracle.train_step(*window(CONFIG, k)) for k in range(6)]
