@@ -30,20 +30,27 @@ class BenchOptions:
     config: TaskConfig  # the task, seed field unused (seeds above)
 
 
+# option, default, help; every value is validated in parse() below
+OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("--backends", "all", "comma-separated backend names, or 'all'"),
+    ("--device", "auto", "cpu, cuda, all, or auto = cpu plus cuda where a GPU exists"),
+    ("--seeds", "5", "training runs (seeds) per backend for accuracy"),
+    ("--train-steps", "300", "training windows per accuracy run"),
+    ("--threads", "1", "threads for every framework and native thread pool"),
+    ("--hidden-size", "32", "RNN hidden units"),
+    ("--seq-len", "10", "time steps per window"),
+    ("--batch-size", "1", "streams per window"),
+    ("--rounds", "300", "timed rounds per step benchmark"),
+    ("--warmup-rounds", "20", "untimed rounds before them"),
+    ("--results-dir", "results", "folder for run folders"),
+)
+
+
 def add_options(parser: pytest.Parser) -> None:
-    g = parser.getgroup("rnn-bench", "rnn-bench harness")
-    g.addoption("--backends", default="all", help="comma-separated backend names, or 'all' (default)")
-    g.addoption("--device", default="auto", help="cpu, cuda, all, or auto = cpu plus cuda where a GPU exists")
-    g.addoption("--seeds", default="5", help="training runs (seeds) per backend for accuracy (default 5)")
-    g.addoption("--train-steps", default="300", help="training windows per accuracy run (default 300)")
-    g.addoption("--threads", default="1", help="threads for every framework (default 1)")
-    g.addoption("--hidden-size", default="32", help="RNN hidden units (default 32)")
-    g.addoption("--seq-len", default="10", help="time steps per window (default 10)")
-    g.addoption("--batch-size", default="1", help="streams per window (default 1)")
-    g.addoption("--rounds", default="300", help="timed rounds per step benchmark (default 300)")
-    g.addoption("--warmup-rounds", default="20", help="untimed rounds before them (default 20)")
-    g.addoption("--no-memory", action="store_true", help="skip the per-backend peak-memory child processes")
-    g.addoption("--results-dir", default="results", help="folder for run folders (default results)")
+    group = parser.getgroup("rnn-bench", "rnn-bench harness")
+    for flag, default, text in OPTIONS:
+        group.addoption(flag, default=default, help=f"{text} (default {default})")
+    group.addoption("--no-memory", action="store_true", help="skip the per-backend peak-memory child processes")
 
 
 def _positive_int(config: pytest.Config, option: str, minimum: int = 1) -> int:
