@@ -124,3 +124,20 @@ def test_every_native_thread_pool_gets_the_requested_count(tmp_path):
     assert any(p["user_api"] == "blas" for p in pools), pools
     assert {p["num_threads"] for p in pools} == {1}, pools
     assert info["threads"]["frameworks"]["torch"] == {"intra_op": 1, "inter_op": 1}
+
+
+def test_cuda_without_gpu_is_an_unavailable_row_not_a_cpu_run(tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU; the check is for machines without one")
+    result = bench(tmp_path, "--backends=torch-rnn", "--device=cuda", *TINY)
+    assert result.returncode == 0, result.stdout[-3000:]
+    run = (tmp_path / "results" / "latest").resolve()
+    table = (run / "comparison.md").read_text()
+    assert "| torch-rnn | cuda | unavailable: torch-rnn: PyTorch sees no CUDA GPU" in table
+    timed = [
+        b
+        for b in json.loads((run / "benchmark.json").read_text())["benchmarks"]
+        if b["extra_info"]["kind"] != "harness_overhead"
+    ]
+    assert timed == []  # nothing was measured under a cuda label
