@@ -72,6 +72,7 @@ def _write_run_json(config: pytest.Config, state: RunState, finished: str | None
             "warmup_rounds": opts.warmup_rounds,
         },
         "unavailable": state.unavailable,
+        "failed": state.failed,
         **extra,
     }
     atomic.write_text(state.folder / "run.json", json.dumps(run, indent=2) + "\n")

@@ -47,6 +47,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=key)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    """A benchmark that raised is a bug: the table shows it as a failed row instead of dropping the row."""
+    report = yield
+    case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
+    state = item.config.stash.get(RUN, None)
+    if report.failed and case and state is not None and call.excinfo is not None:
+        error = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}".splitlines()[0]
+        state.failed.setdefault(f"{case[0]}@{case[1]}", f"{getattr(item, 'originalname', item.name)}: {error}")
+    return report
+
+
 class Bench:
     """What a benchmark needs from the session: options, loading, progress lines."""
 

@@ -101,13 +101,13 @@ def _ratio(value: float | None) -> str:
 
 
 def _markdown_cells(row: Row) -> list[str]:
-    if row.status == "unavailable":
-        return [row.backend, row.device] + [f"unavailable: {_cell(row.reason)}"] + ["—"] * (len(COLUMNS) - 3)
+    if row.status in ("unavailable", "failed"):
+        return [row.backend, row.device] + [f"{row.status}: {_cell(row.reason)}"] + ["—"] * (len(COLUMNS) - 3)
     mse, ci = _mse_cells(row)
     return [
         row.backend,
         row.device,
-        _cell(row.kernel),
+        _cell(row.kernel + (f"; failed: {row.failures}" if row.failures else "")),
         _fmt(row.step_median, 1e-3),
         _fmt(row.step_iqr, 1e-3),
         _fmt(row.first_step, 1e-3),
@@ -177,8 +177,8 @@ def summary_lines(rows: list[Row]) -> list[str]:
     header = f"{'backend':<22} {'device':<6} {'step ms (IQR)':>16} {'first ms':>9} {'held-out MSE':>26} {'speed-up':>9}"
     lines = [header]
     for r in rows:
-        if r.status == "unavailable":
-            lines.append(f"{r.backend:<22} {r.device:<6} unavailable: {' '.join(r.reason.split())[:90]}")
+        if r.status in ("unavailable", "failed"):
+            lines.append(f"{r.backend:<22} {r.device:<6} {r.status}: {' '.join(r.reason.split())[:90]}")
             continue
         step = f"{_fmt(r.step_median, 1e-3)} ({_fmt(r.step_iqr, 1e-3)})" if r.step_median is not None else ""
         mse = _mse_cells(r)[0]
@@ -206,6 +206,7 @@ CSV_FIELDS = {
     "device": "device",
     "status": "status",
     "reason": "reason",
+    "failures": "failures",
     "kernel": "kernel",
     "framework": "framework",
     "step_median_s": "step_median",

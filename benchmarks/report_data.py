@@ -49,6 +49,11 @@ class Run:
         """'backend@device' -> why it was not measured."""
         return {str(k): str(v) for k, v in (self.meta.get("unavailable") or {}).items()}
 
+    @property
+    def failed(self) -> dict[str, str]:
+        """'backend@device' -> the error a benchmark of it raised (a bug to fix, not a measurement)."""
+        return {str(k): str(v) for k, v in (self.meta.get("failed") or {}).items()}
+
     def entries(self, kind: str) -> dict[tuple[str, str], dict[str, Any]]:
         """Benchmarks of one extra_info kind keyed by (backend, device); the first wins on duplicates."""
         out: dict[tuple[str, str], dict[str, Any]] = {}
@@ -65,8 +70,9 @@ class Row:
 
     backend: str
     device: str
-    status: str = "ok"  # ok | partly-diverged | diverged | unavailable
-    reason: str = ""  # why unavailable
+    status: str = "ok"  # ok | partly-diverged | diverged | unavailable | failed
+    reason: str = ""  # why unavailable, or the error when failed
+    failures: str = ""  # errors of some of its benchmarks while others measured
     kernel: str = ""
     framework: str = ""
     step_median: float | None = None
@@ -228,7 +234,8 @@ def comparison_rows(run: Run) -> list[Row]:
     keys = set(steps) | set(predicts) | set(trainings)
     keys.discard(("noop", "cpu"))  # the harness-overhead probe is not a backend
     unavailable = {tuple(k.rsplit("@", 1)) if "@" in k else (k, "cpu"): v for k, v in run.unavailable.items()}
-    keys |= set(unavailable)
+    failed = {tuple(k.rsplit("@", 1)) if "@" in k else (k, "cpu"): v for k, v in run.failed.items()}
+    keys |= set(unavailable) | set(failed)
     order = backend_order(run)
 
     def sort_key(key: tuple[str, str]) -> tuple[int, int, str]:
@@ -251,7 +258,13 @@ def comparison_rows(run: Run) -> list[Row]:
             row.predict_iqr = _num(predicts[key]["stats"].get("iqr"))
         if key in trainings:
             _fill_training(row, trainings[key])
-        if key in unavailable and key not in steps and key not in predicts and key not in trainings:
+        measured = key in steps or key in predicts or key in trainings
+        if key in failed:
+            if measured:
+                row.failures = failed[key]
+            else:
+                row.status, row.reason = "failed", failed[key]
+        elif key in unavailable and not measured:
             row.status, row.reason = "unavailable", unavailable[key]
         rows.append(row)
     reference = {r.device: r.step_median for r in rows if r.backend == REFERENCE and r.step_median}

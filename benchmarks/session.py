@@ -21,6 +21,7 @@ class RunState:
     started: str
     user_json: Path | None
     unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)  # backend@device -> first error
     published: Path | None = None
     report_error: str | None = None
     summary: list[str] = dataclasses.field(default_factory=list)  # lines for the terminal

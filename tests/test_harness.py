@@ -141,3 +141,24 @@ def test_cuda_without_gpu_is_an_unavailable_row_not_a_cpu_run(tmp_path):
         if b["extra_info"]["kind"] != "harness_overhead"
     ]
     assert timed == []  # nothing was measured under a cuda label
+
+
+def test_a_backend_that_raises_is_a_failed_row(tmp_path):
+    """A bug in a backend (simulated: its predict raises) fails that benchmark and shows in the table."""
+    fake = tmp_path / "site"
+    fake.mkdir()
+    (fake / "sitecustomize.py").write_text(
+        "import backends.numpy_rnn as m\n"
+        "def broken(self, x):\n    raise RuntimeError('predict is broken')\n"
+        "m.NumpyRNN._predict = broken\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    result = bench(tmp_path, "--backends=numpy,torch-cell", *TINY, env=env)
+    assert result.returncode == 1, result.stdout[-3000:]
+    run = (tmp_path / "results" / "latest").resolve()
+    assert json.loads((run / "run.json").read_text())["failed"] == {
+        "numpy@cpu": "test_predict: RuntimeError: predict is broken"
+    }
+    table = (run / "comparison.md").read_text()
+    assert "; failed: test_predict: RuntimeError: predict is broken |" in table
+    assert "| torch-cell | cpu |" in table

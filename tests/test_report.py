@@ -290,6 +290,23 @@ def test_unavailable_row_renders_with_its_reason(tmp_path):
     assert line["status"] == "unavailable" and line["reason"] == "ghost | needs\na GPU" and line["step_median_s"] == ""
 
 
+def test_failed_benchmarks_render_as_failed_rows(tmp_path):
+    def edit(bench: dict, meta: dict) -> None:
+        meta["failed"] = {
+            "ghost@cpu": "test_train_step: RuntimeError: boom",
+            "numpy@cpu": "test_predict: KeyError: 'x'",
+        }
+
+    run = report.load_run(copy_run(tmp_path / "run", edit))
+    rows = {(r.backend, r.device): r for r in report.comparison_rows(run)}
+    ghost, numpy_row = rows[("ghost", "cpu")], rows[("numpy", "cpu")]
+    assert (ghost.status, ghost.reason, ghost.step_median) == ("failed", "test_train_step: RuntimeError: boom", None)
+    assert numpy_row.status == "ok" and numpy_row.step_median is not None  # measured parts stay
+    cells = {c[0]: c for c in table(report.comparison_markdown(run, list(rows.values())))[1]}
+    assert cells["ghost"][2] == "failed: test_train_step: RuntimeError: boom"
+    assert cells["numpy"][2].endswith("; failed: test_predict: KeyError: 'x'")
+
+
 def test_csv_parses_with_the_same_rows(written):
     run_dir, _ = written
     rows = report.comparison_rows(report.load_run(run_dir))
