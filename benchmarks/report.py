@@ -49,7 +49,11 @@ COLUMNS = [
     ("kernel / path", "the backend's own description of the code path (info: kernel; mode; XLA)"),
     ("step median (ms)", "one train_step (forward, BPTT, Adam, state carried), median of the timed rounds"),
     ("step IQR (ms)", "interquartile range of those rounds"),
-    ("first step (ms)", "the first train_step on a fresh backend (tracing / compiling), not in the median"),
+    (
+        "first step (ms)",
+        "the first train_step on a fresh backend (tracing / compiling), not in the median; a framework's one-time "
+        "start-up falls on its first row in the run",
+    ),
     ("predict median (ms)", "one forward-only call on one window"),
     ("held-out MSE", "mean ± sample std over seeds of the MSE on the held-out windows; diverged seeds excluded"),
     ("MSE 95% CI", "95% t interval of that mean, clipped at 0 (wide when few seeds or one seed fails to converge)"),
