@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from backends import threads
+from backends.errors import one_line
 from benchmarks import atomic, machine, runs
 from benchmarks import options as bench_options
 from benchmarks.session import OPTIONS, RUN, RunState
@@ -100,12 +101,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     try:
         from benchmarks import report
 
-        report.write_report(final)
         run = report.load_run(final)
         rows = report.comparison_rows(run)
+        report.write_outputs(run, rows)
         state.summary = [*report.summary_lines(rows), report.overhead_line(run, rows)]
     except Exception as err:  # the measurements are saved; a report bug must not lose them
-        state.report_error = f"{type(err).__name__}: {err}"
+        state.report_error = one_line(err)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark's tables: the last thing on screen

@@ -11,7 +11,7 @@ import importlib
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from backends.errors import BackendUnavailable, DeviceUnsupported
+from backends.errors import BackendUnavailable, DeviceUnsupported, one_line
 
 if TYPE_CHECKING:
     from backends.base import Backend
@@ -75,9 +75,8 @@ def backend_class(name: str) -> type[Backend]:
 
 
 def _unavailable(name: str, extra: str, err: Exception) -> BackendUnavailable:
-    reason = f"{type(err).__name__}: {err}".splitlines()[0]
     return BackendUnavailable(
-        f"{name}: cannot import its framework ({reason}); install it with: pip install -e '.[{extra}]'"
+        f"{name}: cannot import its framework ({one_line(err)}); install it with: pip install -e '.[{extra}]'"
     )
 
 

@@ -18,9 +18,7 @@ import importlib
 import sys
 from types import ModuleType
 
-
-def _one_line(err: BaseException) -> str:
-    return f"{type(err).__name__}: {err}".splitlines()[0]
+from backends.errors import one_line
 
 
 def import_tflearn() -> ModuleType:
@@ -34,7 +32,7 @@ def import_tflearn() -> ModuleType:
 
         v1 = importlib.import_module("tensorflow.compat.v1")  # the very module tflearn calls it on
     except Exception as err:
-        raise ImportError(f"tflearn needs tensorflow and pillow ({_one_line(err)})") from err
+        raise ImportError(f"tflearn needs tensorflow and pillow ({one_line(err)})") from err
 
     added = []
     for owner, attr, value in ((nest, "is_sequence", nest.is_nested), (Image, "ANTIALIAS", Image.Resampling.LANCZOS)):
@@ -47,7 +45,7 @@ def import_tflearn() -> ModuleType:
     try:
         import tflearn
     except Exception as err:
-        raise ImportError(f"tflearn does not import on tensorflow {tf.__version__} ({_one_line(err)})") from err
+        raise ImportError(f"tflearn does not import on tensorflow {tf.__version__} ({one_line(err)})") from err
     finally:
         v1.disable_v2_behavior = original
         for owner, attr in added:

@@ -12,6 +12,7 @@ import pytest
 import backends
 from backends import Backend, BackendUnavailable
 from backends.base import DeviceUnsupported, Prepared
+from backends.errors import one_line
 from backends.task import train_windows
 from benchmarks.options import BenchOptions
 from benchmarks.session import OPTIONS, RUN
@@ -54,7 +55,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
     state = item.config.stash.get(RUN, None)
     if report.failed and case and state is not None and call.excinfo is not None:
-        error = f"{type(call.excinfo.value).__name__}: {call.excinfo.value}".splitlines()[0]
+        error = one_line(call.excinfo.value)
         state.failed.setdefault(f"{case[0]}@{case[1]}", f"{getattr(item, 'originalname', item.name)}: {error}")
     return report
 

@@ -38,6 +38,7 @@ __all__ = [
     "main",
     "newest_run",
     "write_compare",
+    "write_outputs",
     "write_report",
 ]
 
@@ -253,10 +254,14 @@ def comparison_csv(rows: list[Row]) -> str:
 
 def write_report(run_dir: str | Path) -> list[Path]:
     """Write comparison.md, comparison.csv and the plots into the run folder (atomically); returns the paths."""
+    run = load_run(run_dir)
+    return write_outputs(run, comparison_rows(run))
+
+
+def write_outputs(run: Run, rows: list[Row]) -> list[Path]:
+    """write_report for a run already loaded and its rows already computed."""
     from benchmarks import plots
 
-    run = load_run(run_dir)
-    rows = comparison_rows(run)
     written = []
     try:
         import matplotlib  # noqa: F401 - only to learn whether plots can be drawn
