@@ -6,6 +6,10 @@ RNNBENCH_BACKENDS=a,b restricts the suites to some backends; unknown names are a
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -41,3 +45,14 @@ def make(name: str, config: TaskConfig | None = None, device: str = "cpu", **opt
 @pytest.fixture
 def make_backend():
     return make
+
+
+@pytest.fixture(scope="session")
+def run_python() -> Callable[[str], subprocess.CompletedProcess]:
+    """Run Python code in a fresh interpreter (nothing this process imported is loaded there)."""
+
+    def run(code: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-c", textwrap.dedent(code)]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+    return run

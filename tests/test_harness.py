@@ -14,10 +14,22 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--seeds", "1", "--train-steps", "20", "--rounds", "5", "--warmup-rounds", "1", "--no-memory"]
 
 
-def bench(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def bench_cmd(results: Path, *args: str) -> list[str]:
     cmd = [sys.executable, "-m", "pytest", "--benchmark-only", "-p", "no:cacheprovider", "-q"]
-    cmd += [f"--results-dir={tmp_path / 'results'}", *args]  # '=': a bare existing path would be taken as rootdir
+    return [*cmd, f"--results-dir={results}", *args]  # '=': a bare existing path would be taken as rootdir
+
+
+def bench(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    cmd = bench_cmd(tmp_path / "results", *args)
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+
+
+def sitecustomize_env(tmp_path: Path, code: str) -> dict[str, str]:
+    """An environment whose Python runs `code` at start-up (to simulate a missing or broken framework)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(code)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
 def test_tiny_run_writes_tables_and_plots_and_keeps_old_runs(tmp_path):
@@ -46,10 +58,7 @@ def test_tiny_run_writes_tables_and_plots_and_keeps_old_runs(tmp_path):
 
 
 def test_missing_framework_is_an_unavailable_row(tmp_path):
-    fake = tmp_path / "site"
-    fake.mkdir()
-    (fake / "sitecustomize.py").write_text("import sys\nsys.modules['tensorflow'] = None\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")])}
+    env = sitecustomize_env(tmp_path, "import sys\nsys.modules['tensorflow'] = None\n")
     result = bench(tmp_path, "--backends", "numpy,keras-simplernn", *TINY, env=env)
     assert result.returncode == 0, result.stdout[-3000:]
     assert re.search(r"keras-simplernn +cpu +unavailable: keras-simplernn: cannot import", result.stdout)
@@ -99,8 +108,7 @@ def test_interrupted_run_keeps_earlier_results(tmp_path):
     results = tmp_path / "results"
     before = (results / "latest").resolve()
     table = (before / "comparison.md").read_text()
-    cmd = [sys.executable, "-m", "pytest", "--benchmark-only", "-p", "no:cacheprovider", "-q"]
-    cmd += [f"--results-dir={results}", "--backends=numpy", "--seeds=50", "--train-steps=300", "--no-memory"]
+    cmd = bench_cmd(results, "--backends=numpy", "--seeds=50", "--train-steps=300", "--no-memory")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:  # interrupt in the middle of the accuracy runs
         if "[accuracy] numpy@cpu seed 3/50" in line:
@@ -145,14 +153,8 @@ def test_cuda_without_gpu_is_an_unavailable_row_not_a_cpu_run(tmp_path):
 
 def test_a_backend_that_raises_is_a_failed_row(tmp_path):
     """A bug in a backend (simulated: its predict raises) fails that benchmark and shows in the table."""
-    fake = tmp_path / "site"
-    fake.mkdir()
-    (fake / "sitecustomize.py").write_text(
-        "import backends.numpy_rnn as m\n"
-        "def broken(self, x):\n    raise RuntimeError('predict is broken')\n"
-        "m.NumpyRNN._predict = broken\n"
-    )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    broken = "import backends.numpy_rnn as m\ndef broken(self, x):\n    raise RuntimeError('predict is broken')\n"
+    env = sitecustomize_env(tmp_path, broken + "m.NumpyRNN._predict = broken\n")
     result = bench(tmp_path, "--backends=numpy,torch-cell", *TINY, env=env)
     assert result.returncode == 1, result.stdout[-3000:]
     run = (tmp_path / "results" / "latest").resolve()

@@ -1,15 +1,8 @@
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
 import backends
 from backends import BackendUnavailable, TaskConfig
-
-
-def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
 
 
 def test_names_lists_the_seed_backends():
@@ -36,7 +29,7 @@ def test_cpu_only_backend_refuses_cuda():
         backends.load("numpy", TaskConfig(), "cuda")
 
 
-def test_importing_backends_imports_no_framework():
+def test_importing_backends_imports_no_framework(run_python):
     result = run_python(
         """
         import sys, backends
@@ -49,7 +42,7 @@ def test_importing_backends_imports_no_framework():
     assert result.stdout.strip() == "[]"
 
 
-def test_missing_framework_is_reported_with_the_extra():
+def test_missing_framework_is_reported_with_the_extra(run_python):
     result = run_python(
         """
         import sys

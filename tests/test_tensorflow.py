@@ -7,9 +7,7 @@ time, after Keras has already run, whatever the rest of the suite imported in th
 
 import importlib.util
 import json
-import subprocess
 import sys
-import textwrap
 
 import pytest
 
@@ -17,10 +15,6 @@ import backends
 from backends import BackendUnavailable, TaskConfig, threads
 
 TF_NAMES = ("keras-simplernn", "keras-simplernn-xla", "tflearn")
-
-
-def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
 
 
 MIXED = """
@@ -60,7 +54,7 @@ MIXED = """
 
 
 @pytest.fixture(scope="module")
-def mixed():
+def mixed(run_python):
     """Run torch-rnn, keras-simplernn, tflearn, keras-simplernn, torch-cell in that order in one fresh process."""
     missing = [m for m in ("tensorflow", "tflearn", "torch") if importlib.util.find_spec(m) is None]
     if missing:  # found but broken is a failure below, not a skip
@@ -110,7 +104,7 @@ def test_failed_tflearn_import_restores_everything(monkeypatch):
     assert tf.executing_eagerly()
 
 
-def test_missing_tensorflow_is_reported_with_the_extra():
+def test_missing_tensorflow_is_reported_with_the_extra(run_python):
     result = run_python(
         f"""
         import sys
