@@ -151,7 +151,7 @@ def newest_run(results_dir: str | Path) -> Path:
 def backend_order(run: Run) -> list[str]:
     """Registry order, then the run's requested order, then anything else as it appears."""
     try:
-        import backends  # imports numpy only, never a framework
+        import backends  # imports no framework
 
         order = backends.names()
     except Exception:  # the report must work from JSON alone, even without the package
@@ -159,8 +159,13 @@ def backend_order(run: Run) -> list[str]:
     order += [str(b) for b in (run.meta.get("options") or {}).get("backends") or []]
     extras = [e.get("extra_info") for e in run.bench["benchmarks"]]
     order += [str(x.get("backend")) for x in extras if isinstance(x, dict) and x.get("backend")]
-    order += [key.rsplit("@", 1)[0] for key in run.unavailable]
+    order += [backend for backend, _ in _by_case({**run.unavailable, **run.failed})]
     return list(dict.fromkeys(order))
+
+
+def _by_case(notes: dict[str, str]) -> dict[tuple[str, str], str]:
+    """run.json's 'backend@device' keys as (backend, device); a bare name means the cpu."""
+    return {(tuple(k.rsplit("@", 1)) if "@" in k else (k, "cpu")): v for k, v in notes.items()}
 
 
 def _num(value: Any) -> float | None:
@@ -233,8 +238,7 @@ def comparison_rows(run: Run) -> list[Row]:
     steps, predicts, trainings = run.entries("train_step"), run.entries("predict"), run.entries("training_run")
     keys = set(steps) | set(predicts) | set(trainings)
     keys.discard(("noop", "cpu"))  # the harness-overhead probe is not a backend
-    unavailable = {tuple(k.rsplit("@", 1)) if "@" in k else (k, "cpu"): v for k, v in run.unavailable.items()}
-    failed = {tuple(k.rsplit("@", 1)) if "@" in k else (k, "cpu"): v for k, v in run.failed.items()}
+    unavailable, failed = _by_case(run.unavailable), _by_case(run.failed)
     keys |= set(unavailable) | set(failed)
     order = backend_order(run)
 
