@@ -30,7 +30,7 @@ def _g(value: float) -> str:
 
 def _describe(label: str, run: Run) -> str:
     m = run.machine
-    cpu = m.get("cpu_model") or (m.get("cpu") or {}).get("brand_raw") or "?"
+    cpu = run.cpu_name or "?"
     gpu = f", {m['gpu']}" if m.get("gpu") else ""
     return f"- {label}: {run.name} ({run.path}) on {m.get('node', '?')}, {cpu}{gpu}"
 

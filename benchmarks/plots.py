@@ -29,7 +29,7 @@ def _figure(width: float, height: float) -> Figure:
 def subtitle(run: Run) -> str:
     """Machine line under every title: host, CPU, GPU, run name."""
     m = run.machine
-    cpu = m.get("cpu_model") or (m.get("cpu") or {}).get("brand_raw") or m.get("processor") or "?"
+    cpu = run.cpu_name or "?"
     parts = [str(m.get("node") or "?"), str(cpu)] + ([str(m["gpu"])] if m.get("gpu") else []) + [f"run {run.name}"]
     return " · ".join(parts)
 

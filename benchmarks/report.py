@@ -130,7 +130,7 @@ def _markdown_cells(row: Row) -> list[str]:
 
 def _machine_block(run: Run) -> list[str]:
     m, meta = run.machine, run.meta
-    cpu = m.get("cpu_model") or (m.get("cpu") or {}).get("brand_raw") or m.get("processor") or "unknown"
+    cpu = run.cpu_name or "unknown"
     threads = m.get("threads") if isinstance(m.get("threads"), dict) else {}
     per_fw = threads.get("frameworks") or {}
     used = ", ".join(f"{fw} intra-op {v.get('intra_op')}, inter-op {v.get('inter_op')}" for fw, v in per_fw.items())

@@ -45,6 +45,12 @@ class Run:
         return self.bench.get("machine_info") or {}
 
     @property
+    def cpu_name(self) -> str | None:
+        """The CPU model: the harness's reading, else pytest-benchmark's own."""
+        m = self.machine
+        return m.get("cpu_model") or (m.get("cpu") or {}).get("brand_raw") or m.get("processor") or None
+
+    @property
     def unavailable(self) -> dict[str, str]:
         """'backend@device' -> why it was not measured."""
         return {str(k): str(v) for k, v in (self.meta.get("unavailable") or {}).items()}
