@@ -59,11 +59,3 @@ def publish(run: Path) -> None:
     index["runs"] = [r for r in index.get("runs", []) if r != run.name] + [run.name]
     index["latest"] = run.name
     atomic.write_text(index_path, json.dumps(index, indent=2) + "\n")
-
-
-def discard_if_empty(partial: Path) -> bool:
-    """Remove a partial folder that received nothing (a test-only session)."""
-    if partial.exists() and not any(partial.iterdir()):
-        partial.rmdir()
-        return True
-    return False
