@@ -90,7 +90,11 @@ class TorchBackend(Backend):
 
     def _predict(self, x: torch.Tensor) -> np.ndarray:
         with torch.no_grad():
-            q, self.h = self.forward(x, self.h)
+            q, h_last = self.forward(x, self.h)
+            if self.cuda_graph:
+                self.h.copy_(h_last)  # in place: the captured step reads and writes this very buffer
+            else:
+                self.h = h_last
         return q.cpu().numpy()  # the copy to the host waits for the device
 
     def synchronize(self) -> None:

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# One prepared GPU session (the lent GPU machine has PyTorch, JAX with its CUDA plugin, pytest
-# and pytest-benchmark, no TensorFlow, no network): the GPU tests, then the CPU+GPU comparison
-# of the PyTorch backends and jax-scan. Everything lands in $OUT (default ./gpu-out); copy
-# $OUT/results/runs/* to results/reference/ afterwards.
+# One prepared GPU session (the lent GPU machine has PyTorch, JAX with its CUDA plugin, pytest,
+# pytest-benchmark and matplotlib, no TensorFlow, no network): the GPU tests, then the CPU+GPU
+# comparison of the PyTorch backends and jax-scan. Four files land in $OUT (default ./gpu-out):
+# nvidia-smi.txt, tests.txt, bench.txt and runs.tgz, the run folder packed (the device tool brings
+# back at most 8 files, 2 folders deep); unpack it into results/reference/ afterwards. PY picks the
+# interpreter (there: python3). Each step has its own time limit so a hang cannot eat the lease.
 set -uo pipefail
 OUT=${OUT:-gpu-out}
+PY=${PY:-python3}
 mkdir -p "$OUT"
+RESULTS=$(mktemp -d)
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1
-python -m pytest tests/test_gpu.py tests/test_parity.py -q -rs --benchmark-skip -p no:cacheprovider \
-    >"$OUT/tests.txt" 2>&1
+timeout 240 "$PY" -m pytest tests/test_gpu.py tests/test_parity.py -q -rs --benchmark-skip \
+    -p no:cacheprovider >"$OUT/tests.txt" 2>&1
 echo "gpu tests exit $?" | tee -a "$OUT/tests.txt"
-python -m pytest --benchmark-only -p no:cacheprovider --device=all \
+timeout 300 "$PY" -m pytest --benchmark-only -p no:cacheprovider --device=all \
     --backends=numpy,torch-rnn,torch-cell,torch-rnn-graph,torch-cell-graph,jax-scan \
-    --results-dir="$OUT/results" >"$OUT/bench.txt" 2>&1
+    --results-dir="$RESULTS" >"$OUT/bench.txt" 2>&1
 echo "benchmark exit $?" | tee -a "$OUT/bench.txt"
+tar czf "$OUT/runs.tgz" -C "$RESULTS/runs" .
 tail -20 "$OUT/bench.txt"

@@ -66,19 +66,27 @@ def test_gpu_matches_oracle(name):
 def test_cuda_graph_equals_eager(eager, graph):
     """Same losses as eager mode. The graph needs Adam(capturable=True), which keeps its bias
     correction in float32 on the device rather than in Python floats: hence the parity tolerances,
-    not bit equality (the first step, before any Adam update matters, is held tighter)."""
+    not bit equality (the first step, before any Adam update matters, is held tighter). A predict
+    and a reset_state between steps check that the captured graph follows the carried state."""
     cuda_or_skip()
     config = TaskConfig(batch_size=4)
-    a, b = backends.load(eager, config, "cuda"), backends.load(graph, config, "cuda")
-    windows = [window(config, k) for k in range(8)]
-    losses_b, losses_a = [b.train_step(x, y) for x, y in windows], [a.train_step(x, y) for x, y in windows]
-    assert losses_b[0] == pytest.approx(losses_a[0], rel=1e-6)
-    np.testing.assert_allclose(losses_b, losses_a, rtol=1e-4)
-    for k, v in b.get_weights().items():
-        np.testing.assert_allclose(v, a.get_weights()[k], atol=2e-4, err_msg=k)
-    b.reset_state()  # the captured graph reads the state buffer that reset_state zeroes in place
-    a.reset_state()
-    assert b.train_step(*windows[0]) == pytest.approx(a.train_step(*windows[0]), rel=1e-4)
+    windows = [window(config, k) for k in range(10)]
+
+    def session(backend):
+        losses = [backend.train_step(x, y) for x, y in windows[:6]]
+        prediction = backend.predict(windows[6][0])
+        losses += [backend.train_step(x, y) for x, y in windows[7:]]
+        backend.reset_state()
+        losses.append(backend.train_step(*windows[0]))
+        return losses, prediction, backend.get_weights()
+
+    losses_g, prediction_g, weights_g = session(backends.load(graph, config, "cuda"))
+    losses_e, prediction_e, weights_e = session(backends.load(eager, config, "cuda"))
+    assert losses_g[0] == pytest.approx(losses_e[0], rel=1e-6)
+    np.testing.assert_allclose(losses_g, losses_e, rtol=1e-4)
+    np.testing.assert_allclose(prediction_g, prediction_e, atol=2e-4)
+    for k, v in weights_g.items():
+        np.testing.assert_allclose(v, weights_e[k], atol=2e-4, err_msg=k)
 
 
 @pytest.mark.gpu
