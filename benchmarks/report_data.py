@@ -202,6 +202,8 @@ def _kernel(info: dict[str, Any]) -> str:
         parts.append(str(info["mode"]))
     if info.get("xla"):
         parts.append("XLA")
+    if info.get("gpu"):  # the model, on the row itself: a run may compare rows from different machines
+        parts.append(f"on {info['gpu']}")
     return "; ".join(parts)
 
 

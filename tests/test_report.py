@@ -194,6 +194,19 @@ def test_speedup_and_gpu_cpu_known_values(tmp_path):
     assert all(r.speedup is None for r in report.comparison_rows(run))  # no torch-rnn: blank, not an error
 
 
+def test_gpu_rows_name_their_kernel_and_gpu_model(tmp_path):
+    def edit(bench: dict, meta: dict) -> None:
+        _step_only({("torch-rnn", "cpu"): 1e-3, ("torch-rnn", "cuda"): 4e-4})(bench, meta)
+        for entry in bench["benchmarks"]:
+            on_gpu = entry["extra_info"]["device"] == "cuda"
+            info = {"kernel": "cuDNN RNN", "gpu": "NVIDIA H200"} if on_gpu else {"kernel": "ATen RNN"}
+            entry["extra_info"]["info"] = {**info, "mode": "eager"}
+
+    rows = {r.device: r for r in report.comparison_rows(report.load_run(copy_run(tmp_path / "run", edit)))}
+    assert rows["cuda"].kernel == "cuDNN RNN; eager; on NVIDIA H200"
+    assert rows["cpu"].kernel == "ATen RNN; eager"
+
+
 def test_statistics_helpers():
     assert t95(4) == 2.776 and t95(30) == 2.042 and t95(35) == 2.042 and t95(10_000) == 1.960
     assert mean_std_ci([]) == (None, None, None, None)
