@@ -101,6 +101,11 @@ class TorchBackend(Backend):
         if self.torch_device.type == "cuda":
             torch.cuda.synchronize()
 
+    def device_peak_bytes(self) -> int | None:
+        if self.torch_device.type != "cuda":
+            return None
+        return int(torch.cuda.max_memory_allocated(self.torch_device))
+
     def info(self) -> dict[str, Any]:
         out = {"framework": f"torch {torch.__version__}", "mode": "cuda-graph" if self.cuda_graph else "eager"}
         if self.torch_device.type == "cuda":

@@ -91,6 +91,10 @@ class Backend(abc.ABC):
     def synchronize(self) -> None:  # noqa: B027 - a no-op on the CPU is the right default
         """Wait until queued device work has finished (no-op on the CPU)."""
 
+    def device_peak_bytes(self) -> int | None:
+        """Peak GPU memory the framework's allocator has handed out in this process (None on the CPU)."""
+        return None
+
     # ---- hooks a backend fills in ----
 
     @abc.abstractmethod

@@ -139,6 +139,12 @@ class JaxScan(Backend):
     def synchronize(self) -> None:
         jax.block_until_ready((self.params, self.opt_state, self.h))
 
+    def device_peak_bytes(self) -> int | None:
+        if self.device != "cuda":
+            return None
+        peak = (self.jax_device.memory_stats() or {}).get("peak_bytes_in_use")  # not the preallocated pool
+        return None if peak is None else int(peak)
+
     def info(self) -> dict[str, Any]:
         out = {
             "framework": f"jax {jax.__version__} / optax {optax.__version__}",

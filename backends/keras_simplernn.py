@@ -105,14 +105,23 @@ class KerasSimpleRNN(Backend):
         with tf.device(self.tf_device):
             return self._predict_fn(x).numpy()
 
+    def device_peak_bytes(self) -> int | None:
+        if self.device != "cuda":
+            return None
+        return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+
     def info(self) -> dict[str, Any]:
         kernel = "XLA-compiled step" if self.jit_compile else "TF ops in a tf.while_loop"
-        return {
+        out = {
             "framework": f"tensorflow {tf.__version__} / keras {keras.__version__}",
             "kernel": f"Keras SimpleRNN, {kernel}",
             "xla": self.jit_compile,
             "mode": "tf.function",
         }
+        if self.device == "cuda":
+            details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
+            out["gpu"] = details.get("device_name", "a GPU")
+        return out
 
 
 class KerasSimpleRNNXLA(KerasSimpleRNN):

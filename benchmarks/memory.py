@@ -43,13 +43,11 @@ def measure(name: str, device: str, config_fields: dict[str, Any]) -> dict[str, 
     for k in range(STEPS):
         backend.train_step(*window(config, k))
     backend.predict(window(config, STEPS)[0])
-    gpu_peak = None
-    if device == "cuda" and "torch" in sys.modules:
-        import torch
-
-        if torch.cuda.is_available():
-            gpu_peak = int(torch.cuda.max_memory_allocated())
-    return {"peak_rss_bytes": _peak_rss_bytes(), "baseline_rss_bytes": baseline, "gpu_peak_bytes": gpu_peak}
+    return {
+        "peak_rss_bytes": _peak_rss_bytes(),
+        "baseline_rss_bytes": baseline,
+        "gpu_peak_bytes": backend.device_peak_bytes(),
+    }
 
 
 def measure_in_child(name: str, device: str, config_fields: dict[str, Any], timeout: float = 300) -> dict[str, Any]:

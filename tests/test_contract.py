@@ -20,6 +20,7 @@ def test_shapes_and_dtypes(backend_name, make_backend):
     q = b.predict(x)
     assert isinstance(q, np.ndarray) and q.shape == (3, 5, 1) and q.dtype == np.float32
     assert b.param_count() >= SMALL.param_count
+    assert b.device_peak_bytes() is None  # on the CPU there is no device memory to report
 
 
 def test_weights_round_trip(backend_name, make_backend):

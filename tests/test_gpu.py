@@ -59,6 +59,7 @@ def test_gpu_matches_oracle(name):
     np.testing.assert_allclose(ours, ref, rtol=1e-4)
     x = window(CONFIG, 6)[0]
     np.testing.assert_allclose(b.predict(x), oracle.predict(x), atol=2e-4)
+    assert b.device_peak_bytes() > 0  # the weights and windows at least live in device memory
 
 
 @pytest.mark.gpu
