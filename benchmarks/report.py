@@ -47,7 +47,7 @@ MIB = 1024**2
 COLUMNS = [
     ("backend", "backend"),
     ("device", "device"),
-    ("kernel / path", "the backend's own description of the code path (info: kernel; mode; XLA)"),
+    ("kernel / path", "the backend's own description of the code path (info: kernel; mode; XLA; GPU model)"),
     ("step median (ms)", "one train_step (forward, BPTT, Adam, state carried), median of the timed rounds"),
     ("step IQR (ms)", "interquartile range of those rounds"),
     (
