@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from typing import TYPE_CHECKING, Any
 
 from backends.errors import BackendUnavailable, DeviceUnsupported, one_line
@@ -18,6 +19,13 @@ if TYPE_CHECKING:
     from backends.task import TaskConfig
 
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
+
+# Several frameworks share one GPU in one process, and the peak-memory child needs its own share:
+# JAX and TensorFlow must allocate as they go rather than reserve most of the GPU when they start
+# (PyTorch's allocator already grows on demand). Read at their start-up; a value already set rules.
+GPU_MEMORY_ENV: dict[str, str] = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+for _var, _value in GPU_MEMORY_ENV.items():
+    os.environ.setdefault(_var, _value)
 
 # name -> (module:Class, pip extra)
 REGISTRY: dict[str, tuple[str, str]] = {

@@ -59,3 +59,17 @@ def test_missing_framework_is_reported_with_the_extra(run_python):
     assert "torch-rnn: cannot import its framework" in lines[0]
     assert "pip install -e '.[torch]'" in lines[0]
     assert lines[1] == "train_step"
+
+
+def test_gpu_frameworks_are_told_not_to_reserve_the_gpu_unless_the_user_said(run_python):
+    result = run_python(
+        """
+        import os
+        os.environ.pop("XLA_PYTHON_CLIENT_PREALLOCATE", None)
+        os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] = "false"  # the user's choice
+        import backends
+        print(os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"], os.environ["TF_FORCE_GPU_ALLOW_GROWTH"])
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["false", "false"]
