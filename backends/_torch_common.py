@@ -135,8 +135,7 @@ class TorchBackend(Backend):
         """Capture forward+backward+Adam once. Warm-up runs on a side stream, as CUDA graphs require,
         on copies of weights and optimizer state that are restored afterwards, so the losses match eager mode."""
         self._x, self._y = x.clone(), y.clone()
-        saved_params = [p.detach().clone() for p in self.module.parameters()]
-        saved_h = self.h.clone()
+        saved = self._snapshot()
         for p in self.trainable():  # gradients must exist before capture so the graph owns their buffers
             p.grad = torch.zeros_like(p)
         stream = torch.cuda.Stream()
@@ -145,14 +144,20 @@ class TorchBackend(Backend):
             for _ in range(3):
                 self._graph_body()
         torch.cuda.current_stream().wait_stream(stream)
-        self._restore(saved_params, saved_h)
+        self._restore(saved)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             self._graph_body()
-        self._restore(saved_params, saved_h)  # capture itself does not run kernels, but be explicit
+        self._restore(saved)  # capture itself does not run kernels, but be explicit
         self._graph = graph
 
-    def _restore(self, params: list[torch.Tensor], h: torch.Tensor) -> None:
+    def _snapshot(self) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Copies of the weights and the carried state, for `_restore`."""
+        return [p.detach().clone() for p in self.module.parameters()], self.h.clone()
+
+    def _restore(self, snapshot: tuple[list[torch.Tensor], torch.Tensor]) -> None:
+        """Back to the snapshot's weights and state, with a fresh Adam, in place (a graph holds these buffers)."""
+        params, h = snapshot
         with torch.no_grad():
             for p, saved in zip(self.module.parameters(), params):
                 p.copy_(saved)

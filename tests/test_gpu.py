@@ -49,6 +49,26 @@ def test_graph_modes_are_cuda_only():
         backends.load("torch-cell", CONFIG, "cpu", cuda_graph=True)
 
 
+@pytest.mark.parametrize("name", ["torch-rnn", "torch-cell"])
+def test_capture_warm_up_is_undone(name):
+    """Capturing a CUDA graph first runs the step a few times; `_restore` must undo that completely
+    (weights, carried state, Adam's moments and step count), or the graph mode would train from
+    other weights than eager mode. The mechanism is the same on every device, so this runs on the CPU."""
+    pytest.importorskip("torch")
+    config = TaskConfig(batch_size=2)
+    windows = [window(config, k) for k in range(6)]
+    b, fresh = backends.load(name, config), backends.load(name, config)
+    for backend in (b, fresh):
+        backend.predict(windows[0][0])  # a carried state that is not zero
+    saved = b._snapshot()
+    for x, y in windows[:3]:
+        b.train_step(x, y)
+    b._restore(saved)
+    np.testing.assert_array_equal([b.train_step(*w) for w in windows[1:]], [fresh.train_step(*w) for w in windows[1:]])
+    for k, v in b.get_weights().items():
+        np.testing.assert_array_equal(v, fresh.get_weights()[k], err_msg=k)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", GPU_PARITY)
 def test_gpu_matches_oracle(name):
