@@ -1,5 +1,6 @@
 """CUDA paths of the PyTorch backends, and jax-scan's GPU parity. On a machine without a GPU the GPU
-cases skip, saying so; the checks that a CPU machine can make (clear refusals) run everywhere."""
+cases skip, saying so; the checks that a CPU machine can make (clear refusals,
+the undoing of the capture's warm-up) run everywhere."""
 
 import time
 
