@@ -93,7 +93,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not (state.folder / "benchmark.json").exists():
         shutil.rmtree(state.folder)  # nothing was benchmarked: leave no empty run behind
         return
-    complete = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+    # -x / --maxfail stop the run early with TESTS_FAILED: rows after the stop were never measured
+    stopped = bool(session.shouldfail or session.shouldstop)
+    complete = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not stopped
     finished = dt.datetime.now().isoformat(timespec="seconds")
     _write_run_json(session.config, state, finished, complete=complete, exitstatus=int(exitstatus))
     final = runs.finish_run(state.folder, complete)

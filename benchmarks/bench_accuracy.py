@@ -13,7 +13,7 @@ import numpy as np
 
 from backends.task import eval_indices, eval_windows, times
 from backends.training import TrainingResult, run_training
-from benchmarks.memory import measure_in_child
+from benchmarks.memory import FIELDS, measure_in_child
 
 PROGRESS_EVERY_S = 10.0
 
@@ -56,7 +56,7 @@ def test_training_run(benchmark, case, bench):
 
     first = results[0]
     held_out = eval_windows(bench.opts.config)
-    memory = {"peak_rss_bytes": None, "baseline_rss_bytes": None, "gpu_peak_bytes": None}
+    memory = dict.fromkeys(FIELDS)
     if bench.opts.memory:
         bench.progress(f"  [memory] {label}: child process")
         fields = dataclasses.asdict(bench.opts.config)

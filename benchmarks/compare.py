@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks import atomic
-from benchmarks.report_data import DEVICE_ORDER, Row, Run, backend_order, comparison_rows, load_run
+from benchmarks.report_data import DEVICE_ORDER, Row, Run, backend_order, comparison_rows, load_run, md_cell
 
 # (label, value attribute, noise attribute, display unit in seconds or 1)
 METRICS = [
@@ -14,14 +14,17 @@ METRICS = [
     ("held-out MSE mean", "mse_mean", "mse_std", 1.0),
 ]
 # run options that change what is measured; a difference is called out above the table
-SETTINGS = ("train_steps", "seeds", "hidden_size", "seq_len", "batch_size", "threads")
+SETTINGS = ("train_steps", "seeds", "hidden_size", "seq_len", "batch_size", "threads", "rounds", "warmup_rounds")
 RELATIVE = 0.05  # below 5% a change is not reported even when the spread is tiny
 
 
-def changed(a: float, b: float, noise_a: float | None, noise_b: float | None) -> bool:
-    """True when |b - a| exceeds both runs' noise (IQR or std) and 5% of a."""
+def changed(a: float, b: float, noise_a: float | None, noise_b: float | None) -> bool | None:
+    """True when |b - a| exceeds both runs' noise (IQR or std) and 5% of a; None when a noise is unknown
+    (an MSE from one seed has no spread), since then no change can be told from noise."""
+    if noise_a is None or noise_b is None:
+        return None
     diff = abs(b - a)
-    return diff > max(noise_a or 0.0, noise_b or 0.0) and diff > RELATIVE * abs(a)
+    return diff > max(noise_a, noise_b) and diff > RELATIVE * abs(a)
 
 
 def _g(value: float) -> str:
@@ -58,12 +61,15 @@ def compare_markdown(run_a: Run, run_b: Run) -> str:
     lines += ["| backend | device | metric | A | B | B/A | change |", "|---|---|---|--:|--:|--:|---|"]
     for key in sorted(set(rows_a) | set(rows_b), key=sort_key):
         a, b = rows_a.get(key), rows_b.get(key)
+        if any(r is not None and (r.status in ("unavailable", "failed") or r.failures) for r in (a, b)):
+            lines.append(f"| {key[0]} | {key[1]} | status | {_state(a)} | {_state(b)} |  |  |")
         for label, attr, noise, unit in METRICS:
             lines.extend(_metric_line(key, label, a, b, attr, noise, unit))
     lines += [
         "",
         "change: 'changed' when |B − A| > max(noise A, noise B) and > 5% of A; noise is the IQR of the timed "
-        "rounds for times and the std over seeds for the MSE. B/A > 1: B is slower (or less accurate).",
+        "rounds for times and the std over seeds for the MSE ('no spread' when one run has a single seed). "
+        "B/A > 1: B is slower (or less accurate).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -79,7 +85,8 @@ def _metric_line(
         cells = ["" if va is None else _g(va / unit), "" if vb is None else _g(vb / unit), "", flag]
     else:
         ratio = f"{vb / va:.3f}" if va else ""
-        flag = "**changed**" if changed(va, vb, getattr(a, noise), getattr(b, noise)) else ""
+        verdict = changed(va, vb, getattr(a, noise), getattr(b, noise))
+        flag = {True: "**changed**", False: "", None: "no spread"}[verdict]
         cells = [_g(va / unit), _g(vb / unit), ratio, flag]
     return ["| " + " | ".join([key[0], key[1], label, *cells]) + " |"]
 
@@ -87,7 +94,18 @@ def _metric_line(
 def _absent(row: Row | None) -> str:
     if row is None:
         return "not run"
-    return row.status if row.status in ("unavailable", "diverged") else "not measured"
+    return row.status if row.status in ("unavailable", "diverged", "failed") else "not measured"
+
+
+def _state(row: Row | None) -> str:
+    """A row's status cell: why it has no numbers, or which of its benchmarks failed."""
+    if row is None:
+        return "not run"
+    if row.status in ("unavailable", "failed"):
+        text = f"{row.status}: {row.reason}"
+    else:
+        text = f"measured; failed: {row.failures}" if row.failures else "measured"
+    return md_cell(text)
 
 
 def write_compare(run_a: str | Path, run_b: str | Path) -> tuple[str, Path]:

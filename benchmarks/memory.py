@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 STEPS = 20
+FIELDS = ("peak_rss_bytes", "baseline_rss_bytes", "gpu_peak_bytes")  # what a measurement reports
 
 
 def _rss_bytes() -> int:
@@ -51,13 +52,24 @@ def measure(name: str, device: str, config_fields: dict[str, Any]) -> dict[str, 
 
 
 def measure_in_child(name: str, device: str, config_fields: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
-    """Run `measure` in a fresh interpreter with this process's environment (thread settings included)."""
+    """Run `measure` in a fresh interpreter with this process's environment (thread settings included).
+    Never raises: a child that fails, hangs or prints nonsense gives empty figures and an "error"."""
     cmd = [sys.executable, "-m", "benchmarks.memory", name, device, json.dumps(config_fields)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return _failed(f"the memory child took over {timeout:g} s")
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"peak_rss_bytes": None, "baseline_rss_bytes": None, "gpu_peak_bytes": None, "error": last}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+        return _failed((proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1])
+    try:
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        return {key: got[key] for key in FIELDS}
+    except (IndexError, ValueError, KeyError, TypeError):
+        return _failed(f"unreadable memory child output: {proc.stdout.strip()[-200:]!r}")
+
+
+def _failed(error: str) -> dict[str, Any]:
+    return {**dict.fromkeys(FIELDS), "error": error}
 
 
 if __name__ == "__main__":

@@ -84,6 +84,15 @@ def parse_devices(raw: str) -> tuple[str, ...]:
     return ("cpu", "cuda") if raw == "all" else (raw,)
 
 
+def parse_results_dir(raw: str) -> Path:
+    if not raw.strip():
+        raise pytest.UsageError("--results-dir must name a folder, got ''")
+    path = Path(raw)
+    if path.exists() and not path.is_dir():
+        raise pytest.UsageError(f"--results-dir must be a folder, but {raw!r} is a file")
+    return path
+
+
 def parse(config: pytest.Config) -> BenchOptions:
     """Validate every option; a bad one raises pytest.UsageError naming it, its value and what is allowed."""
     threads = _positive_int(config, "--threads")
@@ -102,6 +111,6 @@ def parse(config: pytest.Config) -> BenchOptions:
         rounds=_positive_int(config, "--rounds"),
         warmup_rounds=_positive_int(config, "--warmup-rounds", minimum=0),
         memory=not config.getoption("--no-memory"),
-        results_dir=Path(str(config.getoption("--results-dir"))),
+        results_dir=parse_results_dir(str(config.getoption("--results-dir"))),
         config=task,
     )

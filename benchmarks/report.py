@@ -22,6 +22,7 @@ from benchmarks.report_data import (
     comparison_rows,
     harness_overhead,
     load_run,
+    md_cell,
     newest_run,
 )
 
@@ -47,7 +48,10 @@ MIB = 1024**2
 COLUMNS = [
     ("backend", "backend"),
     ("device", "device"),
-    ("kernel / path", "the backend's own description of the code path (info: kernel; mode; XLA; GPU model)"),
+    (
+        "kernel / path",
+        "the backend's own description of the code path (info: kernel; mode; XLA; GPU model), then any failure or note",
+    ),
     ("step median (ms)", "one train_step (forward, BPTT, Adam, state carried), median of the timed rounds"),
     ("step IQR (ms)", "interquartile range of those rounds"),
     (
@@ -58,7 +62,10 @@ COLUMNS = [
     ("predict median (ms)", "one forward-only call on one window"),
     ("held-out MSE", "mean ± sample std over seeds of the MSE on the held-out windows; diverged seeds excluded"),
     ("MSE 95% CI", "95% t interval of that mean, clipped at 0 (wide when few seeds or one seed fails to converge)"),
-    ("train run (s)", "wall time of one whole training run, mean over seeds"),
+    (
+        "train run (s)",
+        "wall time of one run's training steps (first step included), mean over seeds that did not diverge",
+    ),
     ("final loss", "training loss of the last step, mean over non-diverged seeds"),
     ("params", "trainable parameters as the framework counts them"),
     ("peak mem (MiB)", "peak RSS of a child process that loaded only this backend and trained (+ GPU peak)"),
@@ -77,17 +84,13 @@ def _fmt(value: float | None, unit: float = 1.0) -> str:
     return f"{v:.3g}" if abs(v) < 1 else f"{v:.{2 if abs(v) < 10 else 1}f}"
 
 
-def _cell(text: str) -> str:
-    # a pipe or newline inside a reason would break the markdown table
-    return " ".join(str(text).split()).replace("|", "\\|")
-
-
 def _mse_cells(row: Row) -> tuple[str, str]:
     if row.status == "diverged":
         return f"diverged ({row.diverged}/{row.seeds} seeds)", ""
     if row.mse_mean is None:
         return "", ""
-    text = _fmt(row.mse_mean) + (f" ± {_fmt(row.mse_std)}" if row.mse_std is not None else f" (n={row.seeds})")
+    kept = (row.seeds or 0) - (row.diverged or 0)
+    text = _fmt(row.mse_mean) + (f" ± {_fmt(row.mse_std)}" if row.mse_std is not None else f" (n={kept})")
     if row.diverged:
         text += f" ({row.diverged}/{row.seeds} diverged)"
     ci = f"[{_fmt(row.mse_ci_low)}, {_fmt(row.mse_ci_high)}]" if row.mse_ci_low is not None else ""
@@ -101,18 +104,23 @@ def _memory_cell(row: Row) -> str:
     return text.strip()
 
 
+def _remarks(row: Row) -> str:
+    """A measured row's failures and notes, for the kernel cell and the terminal summary."""
+    return "; ".join(filter(None, [f"failed: {row.failures}" if row.failures else "", row.notes]))
+
+
 def _ratio(value: float | None) -> str:
     return f"{value:.2f}×" if value is not None else ""
 
 
 def _markdown_cells(row: Row) -> list[str]:
     if row.status in ("unavailable", "failed"):
-        return [row.backend, row.device] + [f"{row.status}: {_cell(row.reason)}"] + ["—"] * (len(COLUMNS) - 3)
+        return [row.backend, row.device] + [f"{row.status}: {md_cell(row.reason)}"] + ["—"] * (len(COLUMNS) - 3)
     mse, ci = _mse_cells(row)
     return [
         row.backend,
         row.device,
-        _cell(row.kernel + (f"; failed: {row.failures}" if row.failures else "")),
+        md_cell("; ".join(filter(None, [row.kernel, _remarks(row)]))),
         _fmt(row.step_median, 1e-3),
         _fmt(row.step_iqr, 1e-3),
         _fmt(row.first_step, 1e-3),
@@ -167,8 +175,10 @@ def overhead_line(run: Run, rows: list[Row]) -> str:
     """The harness overhead per timed call, absolute and relative to the fastest measured step."""
     overhead = harness_overhead(run)
     timed = [r for r in rows if r.step_median]
-    if overhead is None or not timed:
+    if overhead is None:
         return "harness overhead per timed call: not measured"
+    if not timed:
+        return f"harness overhead per timed call: {overhead * 1e6:.2f} µs (no backend step was timed)"
     fastest = min(timed, key=lambda r: r.step_median)
     share = 100 * overhead / fastest.step_median
     return (
@@ -190,6 +200,8 @@ def summary_lines(rows: list[Row]) -> list[str]:
         lines.append(
             f"{r.backend:<22} {r.device:<6} {step:>16} {_fmt(r.first_step, 1e-3):>9} {mse:>26} {_ratio(r.speedup):>9}"
         )
+        if _remarks(r):
+            lines.append(f"{'':<22} {'':<6} {' '.join(_remarks(r).split())[:120]}")
     return lines
 
 
@@ -212,6 +224,7 @@ CSV_FIELDS = {
     "status": "status",
     "reason": "reason",
     "failures": "failures",
+    "notes": "notes",
     "kernel": "kernel",
     "framework": "framework",
     "step_median_s": "step_median",

@@ -79,6 +79,7 @@ class Row:
     status: str = "ok"  # ok | partly-diverged | diverged | unavailable | failed
     reason: str = ""  # why unavailable, or the error when failed
     failures: str = ""  # errors of some of its benchmarks while others measured
+    notes: str = ""  # what else a reader must know: a run cut short, memory not measured
     kernel: str = ""
     framework: str = ""
     step_median: float | None = None
@@ -223,17 +224,42 @@ def _fill_training(row: Row, entry: dict[str, Any]) -> None:
         row.status = "diverged"
     elif row.diverged:
         row.status = "partly-diverged"
-    losses = [_num(v) for v, d in zip(extra.get("final_loss") or [], diverged) if not d]
-    losses = [v for v in losses if v is not None]
-    row.final_loss_mean = statistics.fmean(losses) if losses else None
-    seconds = [s for s in (_num(v) for v in extra.get("train_seconds") or []) if s is not None]
-    row.train_run_mean = _num(entry["stats"].get("mean")) or (statistics.fmean(seconds) if seconds else None)
+    row.final_loss_mean = _mean_of_kept(extra.get("final_loss"), diverged)
+    # a diverged run stops early, so its time would pull the mean down
+    row.train_run_mean = _mean_of_kept(extra.get("train_seconds"), diverged)
     row.params = row.params or _int(extra.get("params"))
     row.peak_rss_bytes = _int(extra.get("peak_rss_bytes"))
     row.baseline_rss_bytes = _int(extra.get("baseline_rss_bytes"))
     row.gpu_peak_bytes = _int(extra.get("gpu_peak_bytes"))
+    if extra.get("error"):
+        _note(row, f"peak mem not measured: {extra['error']}")
     if not row.kernel and isinstance(extra.get("info"), dict):
         row.kernel, row.framework = _kernel(extra["info"]), str(extra["info"].get("framework") or "")
+
+
+def _mean_of_kept(values: Any, dropped: list[bool]) -> float | None:
+    """Mean of the finite values whose seed is not dropped; None when none is left."""
+    kept = [_num(v) for v, d in zip(values or [], dropped) if not d]
+    kept = [v for v in kept if v is not None]
+    return statistics.fmean(kept) if kept else None
+
+
+def _note(row: Row, text: str) -> None:
+    row.notes = f"{row.notes}; {text}" if row.notes else text
+
+
+def _cut_short(row: Row, options: dict[str, Any]) -> None:
+    """Note a measurement with fewer rounds or seeds than the run asked for (a run interrupted part-way)."""
+    rounds, seeds = options.get("rounds"), options.get("seeds")
+    if isinstance(rounds, int) and row.step_rounds is not None and row.step_rounds < rounds:
+        _note(row, f"step timed over {row.step_rounds} of {rounds} rounds")
+    if isinstance(seeds, int) and row.seeds is not None and row.seeds < seeds:
+        _note(row, f"accuracy over {row.seeds} of {seeds} seeds")
+
+
+def md_cell(text: str) -> str:
+    """Text fit for one markdown table cell: a pipe or newline inside a reason would break the table."""
+    return " ".join(str(text).split()).replace("|", "\\|")
 
 
 def _int(value: Any) -> int | None:
@@ -278,6 +304,7 @@ def comparison_rows(run: Run) -> list[Row]:
                 row.status, row.reason = "failed", failed[key]
         elif key in unavailable and not measured:
             row.status, row.reason = "unavailable", unavailable[key]
+        _cut_short(row, run.meta.get("options") or {})
         rows.append(row)
     reference = {r.device: r.step_median for r in rows if r.backend == REFERENCE and r.step_median}
     cpu = {r.backend: r.step_median for r in rows if r.device == "cpu" and r.step_median}

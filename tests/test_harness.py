@@ -75,6 +75,8 @@ def test_missing_framework_is_an_unavailable_row(tmp_path):
         (["--hidden-size", "-4"], "--hidden-size must be an integer >= 1, got '-4'"),
         (["--device", "tpu"], "--device must be one of auto, cpu, cuda, all, got 'tpu'"),
         (["--backends", "caffe"], "--backends: unknown caffe; known: numpy, torch-rnn"),
+        (["--results-dir="], "--results-dir must name a folder, got ''"),
+        (["--results-dir=README.md"], "--results-dir must be a folder, but 'README.md' is a file"),
     ],
 )
 def test_bad_option_is_one_line_error(tmp_path, args, message):
@@ -100,6 +102,20 @@ def test_memory_is_measured_in_a_child_process():
     assert got["peak_rss_bytes"] < 200 * 2**20, got
     assert got["gpu_peak_bytes"] is None
     del ballast
+
+
+def test_a_failing_memory_child_gives_an_error_not_an_exception():
+    """The accuracy results are recorded after the memory child: it must never raise."""
+    import dataclasses
+
+    from backends.task import TaskConfig
+    from benchmarks.memory import FIELDS, measure_in_child
+
+    fields = dataclasses.asdict(TaskConfig())
+    slow = measure_in_child("numpy", "cpu", fields, timeout=0.001)
+    assert slow == {**dict.fromkeys(FIELDS), "error": "the memory child took over 0.001 s"}
+    broken = measure_in_child("caffe", "cpu", fields)
+    assert broken["peak_rss_bytes"] is None and "unknown backend" in broken["error"], broken
 
 
 def test_interrupted_run_keeps_earlier_results(tmp_path):
@@ -164,3 +180,8 @@ def test_a_backend_that_raises_is_a_failed_row(tmp_path):
     table = (run / "comparison.md").read_text()
     assert "; failed: test_predict: RuntimeError: predict is broken |" in table
     assert "| torch-cell | cpu |" in table
+
+    stopped = bench(tmp_path, "--backends=numpy,torch-cell", *TINY, "-x", env=env)  # stops at that failure
+    assert stopped.returncode == 1, stopped.stdout[-3000:]
+    assert (tmp_path / "results" / "latest").resolve() == run  # a run cut short is not published
+    assert sum(p.name.endswith("-incomplete") for p in (tmp_path / "results" / "runs").iterdir()) == 1

@@ -135,6 +135,8 @@ def test_row_values_come_from_the_json():
         assert row.seeds == len(extra["held_out_mse"])
         assert row.diverged == len(extra["held_out_mse"]) - len(good)
         assert row.peak_rss_bytes == extra["peak_rss_bytes"]
+        kept = [s for s, d in zip(extra["train_seconds"], extra["diverged"]) if not d]
+        assert row.train_run_mean == (pytest.approx(statistics.fmean(kept)) if kept else None)
         if len(good) >= 2 and len(good) - 1 in T95:
             std = statistics.stdev(good)
             assert row.mse_mean == pytest.approx(statistics.fmean(good))
@@ -252,7 +254,7 @@ def test_diverged_and_unavailable_rows_of_the_sample_render(written):
             assert cells[7].endswith(f"({row.diverged}/{row.seeds} diverged)") and " ± " in cells[7]
 
 
-@pytest.mark.parametrize("how", ["some", "all"])
+@pytest.mark.parametrize("how", ["some", "all", "all-but-one"])
 def test_diverged_seeds(tmp_path, how):
     target: list[tuple[str, str]] = []
 
@@ -264,9 +266,11 @@ def test_diverged_seeds(tmp_path, how):
             extra["held_out_mse"] = [0.002, 0.003, 0.004, 0.005, 0.006]
             extra["final_loss"], extra["diverged"] = [0.001] * 5, [False] * 5
             n = 5
-        bad = range(n) if how == "all" else (1, n - 1)
+        extra["train_seconds"] = [float(i + 1) for i in range(n)]
+        bad = {"all": range(n), "some": (1, n - 1), "all-but-one": range(1, n)}[how]
         for i in bad:
             extra["diverged"][i], extra["held_out_mse"][i], extra["final_loss"][i] = True, None, None
+            extra["train_seconds"][i] = 0.01  # a diverged run stops early
         extra["held_out"]["prediction"] = None if 0 in bad else extra["held_out"]["prediction"]
         target.append(key)
 
@@ -277,16 +281,56 @@ def test_diverged_seeds(tmp_path, how):
     n = len(extra["seeds"])
     cells = next(c for c in table(report.comparison_markdown(run, rows))[1] if tuple(c[:2]) == target[0])
     line = next(r for r in csv.DictReader(io.StringIO(report.comparison_csv(rows))) if r["backend"] == row.backend)
+    kept_seconds = [s for s, d in zip(extra["train_seconds"], extra["diverged"]) if not d]
     if how == "all":
-        assert row.status == "diverged" and row.mse_mean is None
+        assert row.status == "diverged" and row.mse_mean is None and row.train_run_mean is None
         assert cells[7] == f"diverged ({n}/{n} seeds)"
         assert line["status"] == "diverged" and line["heldout_mse_mean"] == ""
-    else:
-        rest = [m for m in extra["held_out_mse"] if m is not None]
-        assert row.status == "partly-diverged" and row.mse_mean == pytest.approx(statistics.fmean(rest))
-        assert cells[7].endswith(f"(2/{n} diverged)")
-        assert line["status"] == "partly-diverged" and float(line["heldout_mse_mean"]) == pytest.approx(row.mse_mean)
-    assert line["diverged_seeds"] == str(n if how == "all" else 2)
+        return
+    rest = [m for m in extra["held_out_mse"] if m is not None]
+    assert row.status == "partly-diverged" and row.mse_mean == pytest.approx(statistics.fmean(rest))
+    assert row.train_run_mean == pytest.approx(statistics.fmean(kept_seconds))  # cut-short runs left out
+    assert line["status"] == "partly-diverged" and float(line["heldout_mse_mean"]) == pytest.approx(row.mse_mean)
+    bad = 2 if how == "some" else n - 1
+    assert line["diverged_seeds"] == str(bad)
+    assert cells[7].endswith(f"({bad}/{n} diverged)")
+    if how == "all-but-one":
+        assert cells[7].startswith(f"{report._fmt(rest[0])} (n=1) (")  # n counts the seeds in the mean
+
+
+def test_cut_short_and_memory_failures_are_noted_on_the_row(tmp_path):
+    """An interrupted run's partial measurement, or a memory child that failed, must not pass for a normal row."""
+
+    def edit(bench: dict, meta: dict) -> None:
+        (name, device), step = next(iter(by_kind(bench, "train_step").items()))
+        training = by_kind(bench, "training_run")[(name, device)]
+        meta["options"] = {**meta.get("options", {}), "rounds": step["stats"]["rounds"] + 7}
+        meta["options"]["seeds"] = len(training["extra_info"]["seeds"]) + 1
+        training["extra_info"].update(peak_rss_bytes=None, error="MemoryError: child died")
+
+    run = report.load_run(copy_run(tmp_path / "run", edit))
+    rows = report.comparison_rows(run)
+    rounds, seeds = run.meta["options"]["rounds"], run.meta["options"]["seeds"]
+    row = next(r for r in rows if r.step_rounds is not None)
+    assert f"step timed over {rounds - 7} of {rounds} rounds" in row.notes
+    assert f"accuracy over {seeds - 1} of {seeds} seeds" in row.notes
+    assert "peak mem not measured: MemoryError: child died" in row.notes
+    cells = next(c for c in table(report.comparison_markdown(run, rows))[1] if c[:2] == [row.backend, row.device])
+    assert cells[2] == f"{row.kernel}; {row.notes}"
+    summary = report.summary_lines(rows)
+    assert summary[summary.index(next(s for s in summary if s.startswith(row.backend))) + 1].strip() == row.notes
+    line = next(r for r in csv.DictReader(io.StringIO(report.comparison_csv(rows))) if r["backend"] == row.backend)
+    assert line["notes"] == row.notes
+
+
+def test_overhead_line_without_any_timed_backend(tmp_path):
+    def edit(bench: dict, meta: dict) -> None:
+        bench["benchmarks"] = [e for e in bench["benchmarks"] if e["extra_info"]["kind"] == "harness_overhead"]
+
+    run = report.load_run(copy_run(tmp_path / "run", edit))
+    median = run.bench["benchmarks"][0]["stats"]["median"]
+    line = report.overhead_line(run, report.comparison_rows(run))
+    assert line == f"harness overhead per timed call: {median * 1e6:.2f} µs (no backend step was timed)"
 
 
 def test_unavailable_row_renders_with_its_reason(tmp_path):
@@ -384,6 +428,25 @@ def test_compare_flags_a_real_change_only(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| 1.000 |" in out and not [line for line in out.splitlines() if "**changed**" in line]
     assert (same / "compare-A.md").exists()
+
+
+def test_compare_shows_rows_without_numbers_and_changes_it_cannot_judge(tmp_path):
+    def edit_a(bench: dict, meta: dict) -> None:
+        meta.setdefault("unavailable", {})["ghost@cuda"] = "ghost | needs a GPU"
+
+    def edit_b(bench: dict, meta: dict) -> None:
+        meta["failed"] = {"numpy@cpu": "test_predict: KeyError: 'x'"}
+        for entry in by_kind(bench, "training_run").values():  # one seed: the MSE has no spread
+            extra = entry["extra_info"]
+            for field in ("seeds", "held_out_mse", "final_loss", "diverged", "train_seconds", "loss_curves"):
+                extra[field] = extra[field][:1]
+
+    a, b = report.load_run(copy_run(tmp_path / "A", edit_a)), report.load_run(copy_run(tmp_path / "B", edit_b))
+    lines = report.compare_markdown(a, b).splitlines()
+    assert "| ghost | cuda | status | unavailable: ghost \\| needs a GPU | not run |  |  |" in lines
+    assert "| numpy | cpu | status | measured | measured; failed: test_predict: KeyError: 'x' |  |  |" in lines
+    both = [line for line in lines if "| held-out MSE mean |" in line and "| not " not in line]
+    assert both and all(line.endswith("| no spread |") for line in both), both
 
 
 # ---- CLI ----
