@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     except RunError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except (TypeError, AttributeError, KeyError) as err:  # JSON of the right shape at the top, wrong deeper down
+    except (TypeError, AttributeError, KeyError, ValueError) as err:  # right shape at the top, wrong deeper down
         print(f"error: unexpected content in the run's JSON ({type(err).__name__}: {err})", file=sys.stderr)
         return 2
     except OSError as err:  # the inputs were fine but an output could not be written (read-only folder, full disk)

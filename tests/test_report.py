@@ -483,9 +483,11 @@ def _bad_folders(tmp_path: Path) -> dict[str, list[str]]:
     bad_meta = copy_run(tmp_path / "bad_meta")
     (bad_meta / "run.json").write_text("[1, 2]")
     deep = copy_run(tmp_path / "deep", _retype_training("held_out_mse", 5))
+    curve = copy_run(tmp_path / "curve", _retype_training("loss_curves", [["not a number"]]))
     good = copy_run(tmp_path / "good")
     return {
         "wrong type deep inside": [str(deep)],
+        "a loss curve of text": [str(curve)],
         "missing folder": [str(tmp_path / "nope")],
         "no benchmark.json": [str(empty)],
         "malformed JSON": [str(malformed)],
