@@ -146,7 +146,9 @@ class TorchBackend(Backend):
         torch.cuda.current_stream().wait_stream(stream)
         self._restore(saved)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: only this thread must avoid unsafe CUDA calls while capturing; the runtime
+        # threads of other frameworks loaded in the same process (JAX's, say) must not break capture
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             self._graph_body()
         self._restore(saved)  # capture itself does not run kernels, but be explicit
         self._graph = graph
