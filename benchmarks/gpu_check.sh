@@ -5,7 +5,8 @@
 # ./gpu-out): nvidia-smi.txt, jax.txt, tests.txt, bench.txt and runs.tgz, the run folder packed
 # (the device tool brings back at most 8 files, 2 folders deep); unpack it into results/reference/
 # afterwards. PY picks the interpreter (there: python3). Each step has its own time limit so a
-# hang cannot eat the machine's whole lease.
+# hang cannot eat the machine's whole lease; the benchmark is stopped with SIGINT, as Ctrl-C
+# would, so what it measured is still saved (as an -incomplete run).
 set -uo pipefail
 OUT=${OUT:-gpu-out}
 PY=${PY:-python3}
@@ -24,7 +25,7 @@ fi
 timeout -k 10 240 "$PY" -m pytest "${TESTS[@]}" -q -rs --benchmark-skip -p no:cacheprovider \
     >"$OUT/tests.txt" 2>&1
 echo "gpu tests exit $?" | tee -a "$OUT/tests.txt"
-timeout -k 10 300 "$PY" -m pytest --benchmark-only -p no:cacheprovider --device=all --backends=$BACKENDS \
+timeout -s INT -k 20 300 "$PY" -m pytest --benchmark-only -p no:cacheprovider --device=all --backends=$BACKENDS \
     --results-dir="$RESULTS" >"$OUT/bench.txt" 2>&1
 echo "benchmark exit $?" | tee -a "$OUT/bench.txt"
 tar czf "$OUT/runs.tgz" -C "$RESULTS/runs" .
