@@ -248,13 +248,19 @@ def _note(row: Row, text: str) -> None:
     row.notes = f"{row.notes}; {text}" if row.notes else text
 
 
-def _cut_short(row: Row, options: dict[str, Any]) -> None:
-    """Note a measurement with fewer rounds or seeds than the run asked for (a run interrupted part-way)."""
+def _cut_short(row: Row, meta: dict[str, Any]) -> None:
+    """Note a measurement with fewer rounds or seeds than the run asked for, or none at all,
+    when the run stopped part-way."""
+    options = meta.get("options") or {}
     rounds, seeds = options.get("rounds"), options.get("seeds")
     if isinstance(rounds, int) and row.step_rounds is not None and row.step_rounds < rounds:
         _note(row, f"step timed over {row.step_rounds} of {rounds} rounds")
     if isinstance(seeds, int) and row.seeds is not None and row.seeds < seeds:
         _note(row, f"accuracy over {row.seeds} of {seeds} seeds")
+    if meta.get("complete") is False and row.status not in ("unavailable", "failed"):
+        missing = [what for what, value in (("step", row.step_median), ("accuracy", row.seeds)) if value is None]
+        if missing:
+            _note(row, f"{' and '.join(missing)} not measured before the run stopped")
 
 
 def md_cell(text: str) -> str:
@@ -304,7 +310,7 @@ def comparison_rows(run: Run) -> list[Row]:
                 row.status, row.reason = "failed", failed[key]
         elif key in unavailable and not measured:
             row.status, row.reason = "unavailable", unavailable[key]
-        _cut_short(row, run.meta.get("options") or {})
+        _cut_short(row, run.meta)
         rows.append(row)
     reference = {r.device: r.step_median for r in rows if r.backend == REFERENCE and r.step_median}
     cpu = {r.backend: r.step_median for r in rows if r.device == "cpu" and r.step_median}

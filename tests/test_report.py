@@ -323,6 +323,17 @@ def test_cut_short_and_memory_failures_are_noted_on_the_row(tmp_path):
     assert line["notes"] == row.notes
 
 
+def test_rows_an_interrupted_run_never_reached_say_so(tmp_path):
+    def edit(bench: dict, meta: dict) -> None:
+        meta["complete"] = False
+        bench["benchmarks"] = [e for e in bench["benchmarks"] if e["extra_info"]["kind"] != "training_run"]
+
+    rows = report.comparison_rows(report.load_run(copy_run(tmp_path / "run", edit)))
+    timed = [r for r in rows if r.step_median is not None]
+    assert timed and all(r.notes == "accuracy not measured before the run stopped" for r in timed)
+    assert all(r.notes == "" for r in rows if r.status in ("unavailable", "failed"))
+
+
 def test_overhead_line_without_any_timed_backend(tmp_path):
     def edit(bench: dict, meta: dict) -> None:
         bench["benchmarks"] = [e for e in bench["benchmarks"] if e["extra_info"]["kind"] == "harness_overhead"]
