@@ -4,9 +4,10 @@
 # comparison of the PyTorch backends and jax-scan. At most five files land in $OUT (default
 # ./gpu-out): nvidia-smi.txt, jax.txt, tests.txt, bench.txt and runs.tgz, the run folder packed
 # (the device tool brings back at most 8 files, 2 folders deep); unpack it into results/reference/
-# afterwards. PY picks the interpreter (there: python3). Each step has its own time limit so a
-# hang cannot eat the machine's whole lease; the benchmark is stopped with SIGINT, as Ctrl-C
-# would, so what it measured is still saved (as an -incomplete run).
+# afterwards. PY picks the interpreter (there: python3). Each step has its own time limit, so a
+# hang cannot eat the machine's lease (at most 9 minutes in all, under the device tool's 10 per
+# command); the benchmark is stopped with SIGINT, as Ctrl-C would, so what it measured is still
+# saved (as an -incomplete run). On this project's 2-core VM without a GPU the script takes 50 s.
 set -uo pipefail
 OUT=${OUT:-gpu-out}
 PY=${PY:-python3}
@@ -16,13 +17,13 @@ nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1
 # XLA aborts the whole process on a flag it does not know: try JAX alone first, and leave it out if it fails
 BACKENDS=numpy,torch-rnn,torch-cell,torch-rnn-graph,torch-cell-graph
 TESTS=(tests/test_gpu.py tests/test_parity.py)
-if timeout -k 10 120 "$PY" -c "import backends.jax_scan, jax; print(jax.devices())" >"$OUT/jax.txt" 2>&1; then
+if timeout -k 10 60 "$PY" -c "import backends.jax_scan, jax; print(jax.devices())" >"$OUT/jax.txt" 2>&1; then
     BACKENDS=$BACKENDS,jax-scan
 else
     echo "JAX failed to start: jax-scan left out" | tee -a "$OUT/jax.txt"
     TESTS+=(-k "not jax")
 fi
-timeout -k 10 240 "$PY" -m pytest "${TESTS[@]}" -q -rs --benchmark-skip -p no:cacheprovider \
+timeout -k 10 180 "$PY" -m pytest "${TESTS[@]}" -q -rs --benchmark-skip -p no:cacheprovider \
     >"$OUT/tests.txt" 2>&1
 echo "gpu tests exit $?" | tee -a "$OUT/tests.txt"
 timeout -s INT -k 20 300 "$PY" -m pytest --benchmark-only -p no:cacheprovider --device=all --backends=$BACKENDS \
