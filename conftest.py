@@ -70,6 +70,7 @@ def _write_run_json(config: pytest.Config, state: RunState, finished: str | None
             "seq_len": opts.config.seq_len,
             "batch_size": opts.config.batch_size,
             "rounds": opts.rounds,
+            "repeats": opts.repeats,
             "warmup_rounds": opts.warmup_rounds,
         },
         "unavailable": state.unavailable,

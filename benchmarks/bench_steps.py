@@ -1,7 +1,9 @@
 """Steady-state step times: one train_step (forward, BPTT, Adam, state carried) and one predict.
 
-The first call on a fresh backend (tracing, graph building, compilation) is timed on its own
-and kept out of the statistics; warm-up rounds follow, then `--rounds` timed rounds of one call.
+Each is timed in `--repeats` blocks taken in turn across backends (see conftest.py). In repeat 0
+the first call on a fresh backend (tracing, graph building, compilation) is timed on its own and
+kept out of the statistics; every repeat then starts from the canonical weights, makes one untimed
+call, runs the warm-up rounds and then `--rounds` timed rounds of one call.
 """
 
 import dataclasses
@@ -12,8 +14,8 @@ from benchmarks.conftest import cycling
 from benchmarks.noop import NoopBackend
 
 
-def test_train_step(benchmark, case, bench):
-    backend = bench.load(case)
+def test_train_step(benchmark, case, repeat, bench):
+    backend, fresh = bench.load_for_repeat(case, "train_step", repeat)
     windows = bench.windows(backend)
     start = time.perf_counter()
     backend.train_step(*windows[0])  # returns a float, so the device has finished
@@ -23,7 +25,8 @@ def test_train_step(benchmark, case, bench):
         kind="train_step",
         backend=case[0],
         device=case[1],
-        first_step_seconds=first,
+        repeat=repeat,
+        first_step_seconds=first if fresh else None,
         params=backend.param_count(),
         info=backend.info(),
         config=dataclasses.asdict(backend.config),
@@ -37,12 +40,12 @@ def test_train_step(benchmark, case, bench):
     )
 
 
-def test_predict(benchmark, case, bench):
-    backend = bench.load(case)
+def test_predict(benchmark, case, repeat, bench):
+    backend, _ = bench.load_for_repeat(case, "predict", repeat)
     inputs = [(x,) for x, _ in bench.windows(backend)]
-    backend.predict(*inputs[0])  # first call out of the statistics
+    backend.predict(*inputs[0])  # the first call (of a fresh backend) out of the statistics
     benchmark.group = "predict"
-    benchmark.extra_info.update(kind="predict", backend=case[0], device=case[1])
+    benchmark.extra_info.update(kind="predict", backend=case[0], device=case[1], repeat=repeat)
     backend.synchronize()
     benchmark.pedantic(
         cycling(backend.predict, inputs),  # returns numpy: the copy to the host waits for the device

@@ -9,8 +9,8 @@ from benchmarks.report_data import DEVICE_ORDER, Row, Run, backend_order, compar
 
 # (label, value attribute, noise attribute, display unit in seconds or 1)
 METRICS = [
-    ("step median (ms)", "step_median", "step_iqr", 1e-3),
-    ("predict median (ms)", "predict_median", "predict_iqr", 1e-3),
+    ("step median (ms)", "step_median", "step_noise", 1e-3),
+    ("predict median (ms)", "predict_median", "predict_noise", 1e-3),
     ("held-out MSE mean", "mse_mean", "mse_std", 1.0),
 ]
 # run options that change what is measured; a difference is called out above the table
@@ -67,8 +67,9 @@ def compare_markdown(run_a: Run, run_b: Run) -> str:
             lines.extend(_metric_line(key, label, a, b, attr, noise, unit))
     lines += [
         "",
-        "change: 'changed' when |B − A| > max(noise A, noise B) and > 5% of A; noise is the IQR of the timed "
-        "rounds for times and the std over seeds for the MSE ('no spread' when one run has a single seed). "
+        "change: 'changed' when |B − A| > max(noise A, noise B) and > 5% of A; noise is, for times, the larger "
+        "of the IQR of the timed rounds and the spread between repeat medians, and for the MSE the std over "
+        "seeds ('no spread' when one run has a single seed). "
         "B/A > 1: B is slower (or less accurate).",
     ]
     return "\n".join(lines) + "\n"

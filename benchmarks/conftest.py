@@ -13,22 +13,27 @@ import backends
 from backends import Backend, BackendUnavailable
 from backends.base import DeviceUnsupported, Prepared
 from backends.errors import one_line
-from backends.task import train_windows
+from backends.task import initial_weights, train_windows
 from benchmarks.options import BenchOptions
 from benchmarks.session import OPTIONS, RUN
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    opts = metafunc.config.stash[OPTIONS]
     if "case" in metafunc.fixturenames:
-        opts = metafunc.config.stash[OPTIONS]
         cases = [(b, d) for b in opts.backends for d in opts.devices]
         metafunc.parametrize("case", cases, ids=[f"{b}-{d}" for b, d in cases])
+    if "repeat" in metafunc.fixturenames:
+        metafunc.parametrize("repeat", range(opts.repeats), ids=[f"r{i}" for i in range(opts.repeats)])
 
 
-# Run order: the overhead probe, then every step timing, then the training runs. Step timings go
-# backend by backend in registry order, train_step then predict, so each backend is timed before
-# the frameworks that come after it are loaded: all share one process, and a loaded framework's
-# idle thread pools and allocator can slow the others.
+# Run order: the overhead probe, then the step timings, then the training runs. The step timings
+# go in repeats: every backend's block of rounds (registry order, train_step then predict), then
+# every backend's next block, and so on. The machine's speed drifts over a run (on the 2-core VM,
+# torch-rnn's median over consecutive blocks of 600 steps in one process went from 1.33 to 0.80 ms,
+# with no framework loaded or unloaded in between), and taking the blocks in turn spreads that drift
+# over all backends and shows it as the spread between repeats, instead of handing all of it to
+# whichever backend was timed at a bad moment.
 PHASES = {
     "test_harness_overhead": (0, 0),
     "test_train_step": (1, 0),
@@ -40,10 +45,11 @@ PHASES = {
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     order = {name: i for i, name in enumerate(backends.names())}
 
-    def key(item: pytest.Item) -> tuple[int, int, str, int]:
-        case = getattr(getattr(item, "callspec", None), "params", {}).get("case", ("", ""))
+    def key(item: pytest.Item) -> tuple[int, int, int, str, int]:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        case = params.get("case", ("", ""))
         phase, within = PHASES.get(getattr(item, "originalname", item.name), (3, 0))
-        return phase, order.get(case[0], -1), case[1], within
+        return phase, params.get("repeat", 0), order.get(case[0], -1), case[1], within
 
     items.sort(key=key)
 
@@ -60,12 +66,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     return report
 
 
+TIMED = pytest.StashKey[dict[tuple[str, str, str], Backend]]()  # (backend, device, benchmark) -> its backend
+
+
 class Bench:
     """What a benchmark needs from the session: options, loading, progress lines."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.opts: BenchOptions = config.stash[OPTIONS]
+
+    def load_for_repeat(self, case: tuple[str, str], benchmark: str, repeat: int) -> tuple[Backend, bool]:
+        """The backend a step benchmark times in this repeat, and whether it is fresh. Repeat 0 loads it
+        (its first call is the first-call timing); later repeats take the same one back, reset to the
+        canonical weights, so every repeat times the same steps and only the machine differs."""
+        kept = self.config.stash.setdefault(TIMED, {})
+        key = (*case, benchmark)
+        if repeat == 0 or key not in kept:
+            kept[key] = self.load(case)
+            return kept[key], True
+        backend = kept[key]
+        backend.set_weights(initial_weights(backend.config))  # also zeroes the state and restarts Adam
+        if repeat == self.opts.repeats - 1:
+            del kept[key]  # the last repeat: let it go once timed
+        return backend, False
 
     def load(self, case: tuple[str, str], seed: int = 0) -> Backend:
         """A fresh backend from the canonical weights of `seed`; skips (and records why) if unavailable."""

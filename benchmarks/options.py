@@ -23,7 +23,8 @@ class BenchOptions:
     device_option: str  # as given: auto, cpu, cuda or all
     seeds: int  # training runs per backend for accuracy (seeds 0 .. seeds-1)
     threads: int  # every framework's intra- and inter-op threads
-    rounds: int  # timed rounds per step benchmark
+    rounds: int  # timed rounds per step benchmark and repeat
+    repeats: int  # timing blocks per step benchmark, taken in turn across backends
     warmup_rounds: int  # untimed rounds before them
     memory: bool  # measure peak memory in a child process per backend
     results_dir: Path  # where run folders go
@@ -40,7 +41,8 @@ OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--hidden-size", "32", "RNN hidden units"),
     ("--seq-len", "10", "time steps per window"),
     ("--batch-size", "1", "streams per window"),
-    ("--rounds", "300", "timed rounds per step benchmark"),
+    ("--rounds", "300", "timed rounds per step benchmark, in each repeat"),
+    ("--repeats", "3", "blocks of rounds per step benchmark, taken in turn across backends"),
     ("--warmup-rounds", "20", "untimed rounds before them"),
     ("--results-dir", "results", "folder for run folders"),
 )
@@ -109,6 +111,7 @@ def parse(config: pytest.Config) -> BenchOptions:
         seeds=_positive_int(config, "--seeds"),
         threads=threads,
         rounds=_positive_int(config, "--rounds"),
+        repeats=_positive_int(config, "--repeats"),
         warmup_rounds=_positive_int(config, "--warmup-rounds", minimum=0),
         memory=not config.getoption("--no-memory"),
         results_dir=parse_results_dir(str(config.getoption("--results-dir"))),

@@ -131,7 +131,8 @@ def loss_curves_png(run: Run, rows: list[Row]) -> bytes | None:
 
 
 def step_times_png(run: Run, rows: list[Row]) -> bytes | None:
-    """Train-step median per backend x device as bars with IQR whiskers and the min; None without data."""
+    """Train-step median per backend x device as bars with IQR whiskers, the min and each repeat's median;
+    None without data."""
     timed = [r for r in rows if r.step_median]
     if not timed:
         return None
@@ -145,6 +146,12 @@ def step_times_png(run: Run, rows: list[Row]) -> bytes | None:
     ax.barh(y, ms, xerr=[low, high], color=colors, alpha=0.75, capsize=3, error_kw={"elinewidth": 1})
     mins = [(r.step_min or r.step_median) * 1e3 for r in timed]
     ax.plot(mins, y, linestyle="none", marker="|", markersize=12, markeredgewidth=1, color="black", label="min")
+    repeats = [
+        (m * 1e3, yi) for r, yi in zip(timed, y) if len(r.step_repeat_medians) > 1 for m in r.step_repeat_medians
+    ]
+    if repeats:  # each repeat's median: how far the machine drifted between blocks
+        xs, ys = zip(*repeats)
+        ax.plot(xs, ys, linestyle="none", marker="o", markersize=3, color="black", alpha=0.6, label="repeat medians")
     for yi, value in zip(y, ms):
         ax.annotate(f"{value:.3g} ms", (value, yi), xytext=(4, 4), textcoords="offset points", fontsize=7)
     ax.set_yticks(y, [_label(r.backend, r.device) for r in timed])

@@ -52,8 +52,16 @@ COLUMNS = [
         "kernel / path",
         "the backend's own description of the code path (info: kernel; mode; XLA; GPU model), then any failure or note",
     ),
-    ("step median (ms)", "one train_step (forward, BPTT, Adam, state carried), median of the timed rounds"),
-    ("step IQR (ms)", "interquartile range of those rounds"),
+    (
+        "step median (ms)",
+        "one train_step (forward, BPTT, Adam, state carried): median of the timed rounds, the median over repeats",
+    ),
+    ("step IQR (ms)", "interquartile range of those rounds (the median over repeats): the noise within a block"),
+    (
+        "step repeats (ms)",
+        "lowest–highest median of the repeats, blocks of rounds taken in turn across backends: the machine's "
+        "drift during the run",
+    ),
     (
         "first step (ms)",
         "the first train_step on a fresh backend (tracing / compiling), not in the median; a framework's one-time "
@@ -109,6 +117,10 @@ def _remarks(row: Row) -> str:
     return "; ".join(filter(None, [f"failed: {row.failures}" if row.failures else "", row.notes]))
 
 
+def _range(values: list[float], unit: float) -> str:
+    return f"{_fmt(min(values), unit)}–{_fmt(max(values), unit)}" if len(values) > 1 else ""
+
+
 def _ratio(value: float | None) -> str:
     return f"{value:.2f}×" if value is not None else ""
 
@@ -123,6 +135,7 @@ def _markdown_cells(row: Row) -> list[str]:
         md_cell("; ".join(filter(None, [row.kernel, _remarks(row)]))),
         _fmt(row.step_median, 1e-3),
         _fmt(row.step_iqr, 1e-3),
+        _range(row.step_repeat_medians, 1e-3),
         _fmt(row.first_step, 1e-3),
         _fmt(row.predict_median, 1e-3),
         mse,
@@ -233,9 +246,12 @@ CSV_FIELDS = {
     "step_q3_s": "step_q3",
     "step_min_s": "step_min",
     "step_rounds": "step_rounds",
+    "step_repeats": "step_repeats",
+    "step_spread_s": "step_spread",
     "first_step_s": "first_step",
     "predict_median_s": "predict_median",
     "predict_iqr_s": "predict_iqr",
+    "predict_spread_s": "predict_spread",
     "seeds": "seeds",
     "diverged_seeds": "diverged",
     "heldout_mse_mean": "mse_mean",

@@ -61,12 +61,19 @@ class Run:
         return {str(k): str(v) for k, v in (self.meta.get("failed") or {}).items()}
 
     def entries(self, kind: str) -> dict[tuple[str, str], dict[str, Any]]:
-        """Benchmarks of one extra_info kind keyed by (backend, device); the first wins on duplicates."""
-        out: dict[tuple[str, str], dict[str, Any]] = {}
+        """Benchmarks of one extra_info kind keyed by (backend, device); the first repeat of each."""
+        return {key: group[0] for key, group in self.repeats(kind).items()}
+
+    def repeats(self, kind: str) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        """Benchmarks of one extra_info kind keyed by (backend, device): all repeats, in repeat order
+        (a run from before repeats has one per key)."""
+        out: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for entry in self.bench["benchmarks"]:
             extra = entry.get("extra_info")
             if isinstance(extra, dict) and extra.get("kind") == kind and isinstance(entry.get("stats"), dict):
-                out.setdefault((str(extra.get("backend")), str(extra.get("device", "cpu"))), entry)
+                out.setdefault((str(extra.get("backend")), str(extra.get("device", "cpu"))), []).append(entry)
+        for group in out.values():
+            group.sort(key=lambda e: _int(e["extra_info"].get("repeat")) or 0)
         return out
 
 
@@ -87,10 +94,12 @@ class Row:
     step_q1: float | None = None
     step_q3: float | None = None
     step_min: float | None = None
-    step_rounds: int | None = None
+    step_rounds: int | None = None  # over all repeats
+    step_repeat_medians: list[float] = dataclasses.field(default_factory=list)  # one per repeat
     first_step: float | None = None
     predict_median: float | None = None
     predict_iqr: float | None = None
+    predict_repeat_medians: list[float] = dataclasses.field(default_factory=list)
     seeds: int | None = None  # seeds of the training run; None without one
     diverged: int | None = None
     mse_mean: float | None = None
@@ -105,6 +114,37 @@ class Row:
     gpu_peak_bytes: int | None = None
     speedup: float | None = None
     gpu_cpu: float | None = None
+
+    @property
+    def step_repeats(self) -> int | None:
+        return len(self.step_repeat_medians) or None
+
+    @property
+    def step_spread(self) -> float | None:
+        """Highest minus lowest repeat median: the machine's drift while the repeats ran; None for one repeat."""
+        return _spread(self.step_repeat_medians)
+
+    @property
+    def predict_spread(self) -> float | None:
+        return _spread(self.predict_repeat_medians)
+
+    @property
+    def step_noise(self) -> float | None:
+        """What a change in the step median must exceed to be more than noise: the IQR or the spread."""
+        return _largest(self.step_iqr, self.step_spread)
+
+    @property
+    def predict_noise(self) -> float | None:
+        return _largest(self.predict_iqr, self.predict_spread)
+
+
+def _spread(medians: list[float]) -> float | None:
+    return max(medians) - min(medians) if len(medians) > 1 else None
+
+
+def _largest(*values: float | None) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -237,6 +277,21 @@ def _fill_training(row: Row, entry: dict[str, Any]) -> None:
         row.kernel, row.framework = _kernel(extra["info"]), str(extra["info"].get("framework") or "")
 
 
+def _stat_list(group: list[dict[str, Any]], stat: str) -> list[float]:
+    """One pytest-benchmark statistic of every repeat, where present."""
+    values = [_num(entry["stats"].get(stat)) for entry in group]
+    return [v for v in values if v is not None]
+
+
+def _over_repeats(group: list[dict[str, Any]]) -> tuple[float | None, ...]:
+    """Median, IQR, Q1 and Q3 of a step over its repeats: the median of each repeat's figure, so one
+    block timed at a bad moment moves it least."""
+    return tuple(
+        statistics.median(values) if (values := _stat_list(group, stat)) else None
+        for stat in ("median", "iqr", "q1", "q3")
+    )
+
+
 def _mean_of_kept(values: Any, dropped: list[bool]) -> float | None:
     """Mean of the finite values whose seed is not dropped; None when none is left."""
     kept = [_num(v) for v, d in zip(values or [], dropped) if not d]
@@ -252,7 +307,9 @@ def _cut_short(row: Row, meta: dict[str, Any]) -> None:
     """Note a measurement with fewer rounds or seeds than the run asked for, or none at all,
     when the run stopped part-way."""
     options = meta.get("options") or {}
-    rounds, seeds = options.get("rounds"), options.get("seeds")
+    rounds, seeds, repeats = options.get("rounds"), options.get("seeds"), options.get("repeats", 1)
+    if isinstance(rounds, int) and isinstance(repeats, int):
+        rounds *= repeats
     if isinstance(rounds, int) and row.step_rounds is not None and row.step_rounds < rounds:
         _note(row, f"step timed over {row.step_rounds} of {rounds} rounds")
     if isinstance(seeds, int) and row.seeds is not None and row.seeds < seeds:
@@ -275,7 +332,7 @@ def _int(value: Any) -> int | None:
 
 def comparison_rows(run: Run) -> list[Row]:
     """One row per backend x device: registry order, cpu before cuda, unavailable ones included."""
-    steps, predicts, trainings = run.entries("train_step"), run.entries("predict"), run.entries("training_run")
+    steps, predicts, trainings = run.repeats("train_step"), run.repeats("predict"), run.entries("training_run")
     keys = set(steps) | set(predicts) | set(trainings)
     keys.discard(("noop", "cpu"))  # the harness-overhead probe is not a backend
     unavailable, failed = _by_case(run.unavailable), _by_case(run.failed)
@@ -290,16 +347,17 @@ def comparison_rows(run: Run) -> list[Row]:
     for key in sorted(keys, key=sort_key):
         row = Row(*key)
         if key in steps:
-            stats, extra = steps[key]["stats"], steps[key].get("extra_info") or {}
-            row.step_median, row.step_iqr, row.step_min = (_num(stats.get(k)) for k in ("median", "iqr", "min"))
-            row.step_q1, row.step_q3 = _num(stats.get("q1")), _num(stats.get("q3"))
-            row.step_rounds = _int(stats.get("rounds"))
+            row.step_median, row.step_iqr, row.step_q1, row.step_q3 = _over_repeats(steps[key])
+            row.step_repeat_medians = _stat_list(steps[key], "median")
+            row.step_min = min(_stat_list(steps[key], "min"), default=None)
+            row.step_rounds = int(sum(_stat_list(steps[key], "rounds"))) or None
+            extra = steps[key][0].get("extra_info") or {}
             row.first_step, row.params = _num(extra.get("first_step_seconds")), _int(extra.get("params"))
             info = extra.get("info") if isinstance(extra.get("info"), dict) else {}
             row.kernel, row.framework = _kernel(info), str(info.get("framework") or "")
         if key in predicts:
-            row.predict_median = _num(predicts[key]["stats"].get("median"))
-            row.predict_iqr = _num(predicts[key]["stats"].get("iqr"))
+            row.predict_median, row.predict_iqr, _, _ = _over_repeats(predicts[key])
+            row.predict_repeat_medians = _stat_list(predicts[key], "median")
         if key in trainings:
             _fill_training(row, trainings[key])
         measured = key in steps or key in predicts or key in trainings

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TINY = ["--seeds", "1", "--train-steps", "20", "--rounds", "5", "--warmup-rounds", "1", "--no-memory"]
+TINY = ["--seeds", "1", "--train-steps", "20", "--rounds", "5", "--warmup-rounds", "1", "--repeats", "2", "--no-memory"]
 
 
 def bench_cmd(results: Path, *args: str) -> list[str]:
@@ -44,8 +44,11 @@ def test_tiny_run_writes_tables_and_plots_and_keeps_old_runs(tmp_path):
         assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     table = (run / "comparison.md").read_text()
     assert "| numpy | cpu |" in table and "| torch-cell | cpu |" in table
-    kinds = {b["extra_info"]["kind"] for b in json.loads((run / "benchmark.json").read_text())["benchmarks"]}
-    assert kinds == {"train_step", "predict", "training_run", "harness_overhead"}
+    entries = [b["extra_info"] for b in json.loads((run / "benchmark.json").read_text())["benchmarks"]]
+    assert {e["kind"] for e in entries} == {"train_step", "predict", "training_run", "harness_overhead"}
+    timed = [(e.get("repeat"), e["backend"], e["kind"]) for e in entries if e["kind"] in ("train_step", "predict")]
+    # the repeats go in turn across backends: every backend's first block, then every backend's second
+    assert timed == [(r, b, k) for r in (0, 1) for b in ("numpy", "torch-cell") for k in ("train_step", "predict")]
     assert str(run) in first.stdout
 
     second = bench(tmp_path, "--backends", "numpy", *TINY)
@@ -71,6 +74,7 @@ def test_missing_framework_is_an_unavailable_row(tmp_path):
     "args,message",
     [
         (["--seeds", "0"], "--seeds must be an integer >= 1, got '0'"),
+        (["--repeats", "0"], "--repeats must be an integer >= 1, got '0'"),
         (["--threads", "two"], "--threads must be an integer >= 1, got 'two'"),
         (["--hidden-size", "-4"], "--hidden-size must be an integer >= 1, got '-4'"),
         (["--device", "tpu"], "--device must be one of auto, cpu, cuda, all, got 'tpu'"),

@@ -38,6 +38,7 @@ HEADER = [
     "kernel / path",
     "step median (ms)",
     "step IQR (ms)",
+    "step repeats (ms)",
     "first step (ms)",
     "predict median (ms)",
     "held-out MSE",
@@ -49,6 +50,8 @@ HEADER = [
     "speed-up vs torch-rnn",
     "GPU/CPU",
 ]
+
+MSE = HEADER.index("held-out MSE")
 
 Edit = Callable[[dict, dict], None]
 
@@ -72,6 +75,20 @@ def by_kind(bench: dict, kind: str) -> dict[tuple[str, str], dict]:
         if extra.get("kind") == kind:
             out.setdefault((extra["backend"], extra["device"]), entry)
     return out
+
+
+def repeats(bench: dict, kind: str) -> dict[tuple[str, str], list[dict]]:
+    """Every repeat of each (backend, device), in repeat order."""
+    out: dict[tuple[str, str], list[dict]] = {}
+    for entry in bench["benchmarks"]:
+        extra = entry.get("extra_info") or {}
+        if extra.get("kind") == kind:
+            out.setdefault((extra["backend"], extra["device"]), []).append(entry)
+    return {k: sorted(v, key=lambda e: e["extra_info"].get("repeat", 0)) for k, v in out.items()}
+
+
+def over_repeats(group: list[dict], stat: str) -> float:
+    return statistics.median(e["stats"][stat] for e in group)
 
 
 def table(md: str) -> tuple[list[str], list[list[str]]]:
@@ -122,13 +139,23 @@ def test_rows_cover_every_backend_and_device_in_order():
 def test_row_values_come_from_the_json():
     bench = sample()
     rows = {(r.backend, r.device): r for r in report.comparison_rows(report.load_run(SAMPLE))}
-    for key, entry in by_kind(bench, "train_step").items():
-        assert rows[key].step_median == entry["stats"]["median"]
-        assert rows[key].step_iqr == entry["stats"]["iqr"]
-        assert rows[key].first_step == entry["extra_info"]["first_step_seconds"]
-        assert rows[key].params == entry["extra_info"]["params"]
-    for key, entry in by_kind(bench, "predict").items():
-        assert rows[key].predict_median == entry["stats"]["median"]
+    steps = repeats(bench, "train_step")
+    assert steps and all(len(group) == 2 for group in steps.values()), "the sample should have 2 repeats"
+    for key, group in steps.items():
+        row = rows[key]
+        assert row.step_median == over_repeats(group, "median")
+        assert row.step_iqr == over_repeats(group, "iqr")
+        assert row.step_repeat_medians == [e["stats"]["median"] for e in group]
+        assert row.step_spread == max(row.step_repeat_medians) - min(row.step_repeat_medians)
+        assert row.step_noise == max(row.step_iqr, row.step_spread)
+        assert row.step_min == min(e["stats"]["min"] for e in group)
+        assert row.step_rounds == sum(e["stats"]["rounds"] for e in group)
+        assert group[0]["extra_info"]["first_step_seconds"] is not None
+        assert row.first_step == group[0]["extra_info"]["first_step_seconds"]
+        assert group[1]["extra_info"]["first_step_seconds"] is None  # only a fresh backend's first call counts
+        assert row.params == group[0]["extra_info"]["params"]
+    for key, group in repeats(bench, "predict").items():
+        assert rows[key].predict_median == over_repeats(group, "median")
     for key, entry in by_kind(bench, "training_run").items():
         extra, row = entry["extra_info"], rows[key]
         good = [m for m, d in zip(extra["held_out_mse"], extra["diverged"]) if not d and m is not None]
@@ -147,7 +174,7 @@ def test_row_values_come_from_the_json():
 
 
 def test_speedup_and_gpu_cpu_follow_the_json():
-    steps = {k: e["stats"]["median"] for k, e in by_kind(sample(), "train_step").items()}
+    steps = {k: over_repeats(group, "median") for k, group in repeats(sample(), "train_step").items()}
     for row in report.comparison_rows(report.load_run(SAMPLE)):
         if (row.backend, row.device) not in steps:
             assert row.speedup is None and row.gpu_cpu is None
@@ -194,6 +221,37 @@ def test_speedup_and_gpu_cpu_known_values(tmp_path):
     del medians[("torch-rnn", "cpu")], medians[("torch-rnn", "cuda")]
     run = report.load_run(copy_run(tmp_path / "b", _step_only(medians)))
     assert all(r.speedup is None for r in report.comparison_rows(run))  # no torch-rnn: blank, not an error
+
+
+def _repeat_medians(key: tuple[str, str], medians: list[float]) -> Edit:
+    """Give `key`'s train_step one repeat per median, each with a tiny IQR."""
+
+    def edit(bench: dict, meta: dict) -> None:
+        template = repeats(bench, "train_step")[key][0]
+        bench["benchmarks"] = [e for e in bench["benchmarks"] if e not in repeats(bench, "train_step")[key]]
+        for i, median in enumerate(medians):
+            entry = copy.deepcopy(template)
+            entry["extra_info"]["repeat"] = i
+            entry["stats"].update(median=median, q1=median * 0.99, q3=median * 1.01, iqr=median * 0.02, min=median)
+            bench["benchmarks"].append(entry)
+
+    return edit
+
+
+def test_drift_between_repeats_is_shown_and_counts_as_noise(tmp_path):
+    key = next(iter(repeats(sample(), "train_step")))
+    drifting = report.load_run(copy_run(tmp_path / "A", _repeat_medians(key, [1.5e-3, 1.0e-3, 1.1e-3])))
+    steady = report.load_run(copy_run(tmp_path / "B", _repeat_medians(key, [1.3e-3, 1.3e-3, 1.3e-3])))
+    row = next(r for r in report.comparison_rows(drifting) if (r.backend, r.device) == key)
+    assert row.step_median == 1.1e-3 and row.step_spread == pytest.approx(0.5e-3)
+    cells = next(c for c in table(report.comparison_markdown(drifting, [row]))[1])
+    assert cells[HEADER.index("step repeats (ms)")] == "1.00–1.50"
+    line = next(csv.DictReader(io.StringIO(report.comparison_csv([row]))))
+    assert (line["step_repeats"], float(line["step_spread_s"])) == ("3", pytest.approx(0.5e-3))
+    # 1.1 -> 1.3 ms is 18%, far beyond either IQR (2%) but inside A's drift between repeats
+    compared = [line for line in report.compare_markdown(drifting, steady).splitlines() if "step median" in line]
+    ours = next(line for line in compared if line.startswith(f"| {key[0]} | {key[1]} |"))
+    assert "| 1.182 |" in ours and "changed" not in ours
 
 
 def test_gpu_rows_name_their_kernel_and_gpu_model(tmp_path):
@@ -249,9 +307,9 @@ def test_diverged_and_unavailable_rows_of_the_sample_render(written):
         if row.status == "unavailable":
             assert cells[2] == f"unavailable: {' '.join(row.reason.split())}".replace("|", "\\|")
         elif row.status == "diverged":
-            assert cells[7] == f"diverged ({row.seeds}/{row.seeds} seeds)"
+            assert cells[MSE] == f"diverged ({row.seeds}/{row.seeds} seeds)"
         elif row.status == "partly-diverged":
-            assert cells[7].endswith(f"({row.diverged}/{row.seeds} diverged)") and " ± " in cells[7]
+            assert cells[MSE].endswith(f"({row.diverged}/{row.seeds} diverged)") and " ± " in cells[MSE]
 
 
 @pytest.mark.parametrize("how", ["some", "all", "all-but-one"])
@@ -284,7 +342,7 @@ def test_diverged_seeds(tmp_path, how):
     kept_seconds = [s for s, d in zip(extra["train_seconds"], extra["diverged"]) if not d]
     if how == "all":
         assert row.status == "diverged" and row.mse_mean is None and row.train_run_mean is None
-        assert cells[7] == f"diverged ({n}/{n} seeds)"
+        assert cells[MSE] == f"diverged ({n}/{n} seeds)"
         assert line["status"] == "diverged" and line["heldout_mse_mean"] == ""
         return
     rest = [m for m in extra["held_out_mse"] if m is not None]
@@ -293,9 +351,9 @@ def test_diverged_seeds(tmp_path, how):
     assert line["status"] == "partly-diverged" and float(line["heldout_mse_mean"]) == pytest.approx(row.mse_mean)
     bad = 2 if how == "some" else n - 1
     assert line["diverged_seeds"] == str(bad)
-    assert cells[7].endswith(f"({bad}/{n} diverged)")
+    assert cells[MSE].endswith(f"({bad}/{n} diverged)")
     if how == "all-but-one":
-        assert cells[7].startswith(f"{report._fmt(rest[0])} (n=1) (")  # n counts the seeds in the mean
+        assert cells[MSE].startswith(f"{report._fmt(rest[0])} (n=1) (")  # n counts the seeds in the mean
 
 
 def test_cut_short_and_memory_failures_are_noted_on_the_row(tmp_path):
@@ -304,7 +362,7 @@ def test_cut_short_and_memory_failures_are_noted_on_the_row(tmp_path):
     def edit(bench: dict, meta: dict) -> None:
         (name, device), step = next(iter(by_kind(bench, "train_step").items()))
         training = by_kind(bench, "training_run")[(name, device)]
-        meta["options"] = {**meta.get("options", {}), "rounds": step["stats"]["rounds"] + 7}
+        meta["options"] = {**meta.get("options", {}), "rounds": step["stats"]["rounds"] + 7, "repeats": 2}
         meta["options"]["seeds"] = len(training["extra_info"]["seeds"]) + 1
         training["extra_info"].update(peak_rss_bytes=None, error="MemoryError: child died")
 
@@ -312,7 +370,7 @@ def test_cut_short_and_memory_failures_are_noted_on_the_row(tmp_path):
     rows = report.comparison_rows(run)
     rounds, seeds = run.meta["options"]["rounds"], run.meta["options"]["seeds"]
     row = next(r for r in rows if r.step_rounds is not None)
-    assert f"step timed over {rounds - 7} of {rounds} rounds" in row.notes
+    assert f"step timed over {2 * (rounds - 7)} of {2 * rounds} rounds" in row.notes
     assert f"accuracy over {seeds - 1} of {seeds} seeds" in row.notes
     assert "peak mem not measured: MemoryError: child died" in row.notes
     cells = next(c for c in table(report.comparison_markdown(run, rows))[1] if c[:2] == [row.backend, row.device])
@@ -414,18 +472,18 @@ def test_run_without_run_json_still_reports(tmp_path):
 
 def _scaled(key: tuple[str, str], factor: float) -> Edit:
     def edit(bench: dict, meta: dict) -> None:
-        stats = by_kind(bench, "train_step")[key]["stats"]
-        for name in ("min", "max", "mean", "stddev", "median", "iqr", "q1", "q3"):
-            stats[name] *= factor
+        for entry in repeats(bench, "train_step")[key]:
+            for name in ("min", "max", "mean", "stddev", "median", "iqr", "q1", "q3"):
+                entry["stats"][name] *= factor
 
     return edit
 
 
 def test_compare_flags_a_real_change_only(tmp_path, capsys):
-    steps = by_kind(sample(), "train_step")
-    # the least noisy backend: a 2x change must stand out of its IQR
-    key = min(steps, key=lambda k: steps[k]["stats"]["iqr"] / steps[k]["stats"]["median"])
-    assert steps[key]["stats"]["iqr"] < 0.5 * steps[key]["stats"]["median"], "sample too noisy for this test"
+    rows = {(r.backend, r.device): r for r in report.comparison_rows(report.load_run(SAMPLE))}
+    # the least noisy backend: a 2x change must stand out of its noise (IQR or spread between repeats)
+    key = min((k for k, r in rows.items() if r.step_median), key=lambda k: rows[k].step_noise / rows[k].step_median)
+    assert rows[key].step_noise < 0.5 * rows[key].step_median, "sample too noisy for this test"
     a, b, same = copy_run(tmp_path / "A"), copy_run(tmp_path / "B", _scaled(key, 2.0)), copy_run(tmp_path / "C")
 
     assert report.main(["compare", str(a), str(b)]) == 0
