@@ -164,7 +164,9 @@ def step_times_png(run: Run, rows: list[Row]) -> bytes | None:
         ax.set_xlim(0, right * 1.15)
     ax.set_xlabel("train step: forward + BPTT + Adam on one window (ms); whiskers = IQR")
     ax.grid(alpha=0.3, axis="x", which="both")
-    handles = [_patch("tab:blue", "cpu"), _patch("tab:green", "cuda"), *ax.get_legend_handles_labels()[0]]
+    devices = [_patch(color, device) for device, color in (("cpu", "tab:blue"), ("cuda", "tab:green"))
+               if any(r.device == device for r in timed)]  # fmt: skip
+    handles = [*devices, *ax.get_legend_handles_labels()[0]]
     fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncol=3)
     _titles(fig, ax, "Train-step time per backend and device (median)", run)
     return _png(fig)

@@ -172,7 +172,17 @@ def _machine_block(run: Run) -> list[str]:
         f"- GPU: {gpu}",
     ]
     if opts:
-        keys = ("device", "seeds", "train_steps", "hidden_size", "seq_len", "batch_size", "threads", "rounds")
+        keys = (
+            "device",
+            "seeds",
+            "train_steps",
+            "hidden_size",
+            "seq_len",
+            "batch_size",
+            "threads",
+            "rounds",
+            "repeats",
+        )
         lines.append("- options: " + ", ".join(f"{k} {opts[k]}" for k in keys if k in opts))
     commit = run.bench.get("commit_info") or {}
     if commit.get("id"):
