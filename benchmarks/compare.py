@@ -14,7 +14,17 @@ METRICS = [
     ("held-out MSE mean", "mse_mean", "mse_std", 1.0),
 ]
 # run options that change what is measured; a difference is called out above the table
-SETTINGS = ("train_steps", "seeds", "hidden_size", "seq_len", "batch_size", "threads", "rounds", "warmup_rounds")
+SETTINGS = (
+    "train_steps",
+    "seeds",
+    "hidden_size",
+    "seq_len",
+    "batch_size",
+    "threads",
+    "rounds",
+    "warmup_rounds",
+    "repeats",
+)
 RELATIVE = 0.05  # below 5% a change is not reported even when the spread is tiny
 
 
