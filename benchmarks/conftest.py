@@ -82,14 +82,13 @@ class Bench:
         canonical weights, so every repeat times the same steps and only the machine differs."""
         kept = self.config.stash.setdefault(TIMED, {})
         key = (*case, benchmark)
-        if repeat == 0 or key not in kept:
-            kept[key] = self.load(case)
-            return kept[key], True
-        backend = kept[key]
-        backend.set_weights(initial_weights(backend.config))  # also zeroes the state and restarts Adam
-        if repeat == self.opts.repeats - 1:
-            del kept[key]  # the last repeat: let it go once timed
-        return backend, False
+        fresh = repeat == 0 or key not in kept
+        backend = self.load(case) if fresh else kept.pop(key)
+        if not fresh:
+            backend.set_weights(initial_weights(backend.config))  # also zeroes the state and restarts Adam
+        if repeat < self.opts.repeats - 1:
+            kept[key] = backend  # for the next repeat; the last one lets it go once timed
+        return backend, fresh
 
     def load(self, case: tuple[str, str], seed: int = 0) -> Backend:
         """A fresh backend from the canonical weights of `seed`; skips (and records why) if unavailable."""
