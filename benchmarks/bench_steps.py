@@ -38,6 +38,7 @@ def test_train_step(benchmark, case, repeat, bench):
         warmup_rounds=bench.opts.warmup_rounds,
         iterations=1,
     )
+    bench.keep_for_next_repeat(case, "train_step", repeat, backend)
 
 
 def test_predict(benchmark, case, repeat, bench):
@@ -53,6 +54,7 @@ def test_predict(benchmark, case, repeat, bench):
         warmup_rounds=bench.opts.warmup_rounds,
         iterations=1,
     )
+    bench.keep_for_next_repeat(case, "predict", repeat, backend)
 
 
 def test_harness_overhead(benchmark, bench):

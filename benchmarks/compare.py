@@ -64,7 +64,7 @@ def compare_markdown(run_a: Run, run_b: Run) -> str:
         run_b.machine.get("cpu_model"),
     ):
         lines += ["**The runs come from different machines: ratios compare machines as well as code.**", ""]
-    opts_a, opts_b = run_a.meta.get("options") or {}, run_b.meta.get("options") or {}
+    opts_a, opts_b = run_a.options, run_b.options
     differ = [f"{k} {opts_a.get(k)} → {opts_b.get(k)}" for k in SETTINGS if opts_a.get(k) != opts_b.get(k)]
     if differ:
         lines += [f"**Settings differ: {', '.join(differ)}.**", ""]

@@ -58,11 +58,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     """A benchmark that raised is a bug: the table shows it as a failed row instead of dropping the row."""
     report = yield
-    case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    case = params.get("case")
     state = item.config.stash.get(RUN, None)
     if report.failed and case and state is not None and call.excinfo is not None:
-        error = one_line(call.excinfo.value)
-        state.failed.setdefault(f"{case[0]}@{case[1]}", f"{getattr(item, 'originalname', item.name)}: {error}")
+        where = getattr(item, "originalname", item.name)
+        if "repeat" in params and item.config.stash[OPTIONS].repeats > 1:
+            where += f" (repeat {params['repeat']})"
+        state.failed.setdefault(f"{case[0]}@{case[1]}", f"{where}: {one_line(call.excinfo.value)}")
     return report
 
 
@@ -78,17 +81,21 @@ class Bench:
 
     def load_for_repeat(self, case: tuple[str, str], benchmark: str, repeat: int) -> tuple[Backend, bool]:
         """The backend a step benchmark times in this repeat, and whether it is fresh. Repeat 0 loads it
-        (its first call is the first-call timing); later repeats take the same one back, reset to the
-        canonical weights, so every repeat times the same steps and only the machine differs."""
+        (its first call is the first-call timing); a later repeat takes back the one an earlier repeat
+        kept, reset to the canonical weights, so every repeat times the same steps and only the machine
+        differs. Where none was kept (the earlier repeat failed) it loads a fresh one."""
         kept = self.config.stash.setdefault(TIMED, {})
         key = (*case, benchmark)
         fresh = repeat == 0 or key not in kept
         backend = self.load(case) if fresh else kept.pop(key)
         if not fresh:
             backend.set_weights(initial_weights(backend.config))  # also zeroes the state and restarts Adam
-        if repeat < self.opts.repeats - 1:
-            kept[key] = backend  # for the next repeat; the last one lets it go once timed
         return backend, fresh
+
+    def keep_for_next_repeat(self, case: tuple[str, str], benchmark: str, repeat: int, backend: Backend) -> None:
+        """Called once a repeat's timing has finished: the next repeat reuses this backend."""
+        if repeat < self.opts.repeats - 1:
+            self.config.stash.setdefault(TIMED, {})[(*case, benchmark)] = backend
 
     def load(self, case: tuple[str, str], seed: int = 0) -> Backend:
         """A fresh backend from the canonical weights of `seed`; skips (and records why) if unavailable."""

@@ -56,6 +56,14 @@ class Run:
         return {str(k): str(v) for k, v in (self.meta.get("unavailable") or {}).items()}
 
     @property
+    def options(self) -> dict[str, Any]:
+        """The run's options; a run from before an option existed gets what it did then."""
+        options = dict(self.meta.get("options") or {})
+        if options:
+            options.setdefault("repeats", 1)  # runs from before repeats timed one block
+        return options
+
+    @property
     def failed(self) -> dict[str, str]:
         """'backend@device' -> the error a benchmark of it raised (a bug to fix, not a measurement)."""
         return {str(k): str(v) for k, v in (self.meta.get("failed") or {}).items()}
@@ -303,18 +311,18 @@ def _note(row: Row, text: str) -> None:
     row.notes = f"{row.notes}; {text}" if row.notes else text
 
 
-def _cut_short(row: Row, meta: dict[str, Any]) -> None:
+def _cut_short(row: Row, run: Run) -> None:
     """Note a measurement with fewer rounds or seeds than the run asked for, or none at all,
     when the run stopped part-way."""
-    options = meta.get("options") or {}
-    rounds, seeds, repeats = options.get("rounds"), options.get("seeds"), options.get("repeats", 1)
+    options = run.options
+    rounds, seeds, repeats = options.get("rounds"), options.get("seeds"), options.get("repeats")
     if isinstance(rounds, int) and isinstance(repeats, int):
         rounds *= repeats
     if isinstance(rounds, int) and row.step_rounds is not None and row.step_rounds < rounds:
         _note(row, f"step timed over {row.step_rounds} of {rounds} rounds")
     if isinstance(seeds, int) and row.seeds is not None and row.seeds < seeds:
         _note(row, f"accuracy over {row.seeds} of {seeds} seeds")
-    if meta.get("complete") is False and row.status not in ("unavailable", "failed"):
+    if run.meta.get("complete") is False and row.status not in ("unavailable", "failed"):
         missing = [what for what, value in (("step", row.step_median), ("accuracy", row.seeds)) if value is None]
         if missing:
             _note(row, f"{' and '.join(missing)} not measured before the run stopped")
@@ -368,7 +376,7 @@ def comparison_rows(run: Run) -> list[Row]:
                 row.status, row.reason = "failed", failed[key]
         elif key in unavailable and not measured:
             row.status, row.reason = "unavailable", unavailable[key]
-        _cut_short(row, run.meta)
+        _cut_short(row, run)
         rows.append(row)
     reference = {r.device: r.step_median for r in rows if r.backend == REFERENCE and r.step_median}
     cpu = {r.backend: r.step_median for r in rows if r.device == "cpu" and r.step_median}

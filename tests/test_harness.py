@@ -154,6 +154,30 @@ def test_every_native_thread_pool_gets_the_requested_count(tmp_path):
     assert info["threads"]["frameworks"]["torch"] == {"intra_op": 1, "inter_op": 1}
 
 
+def test_a_repeat_after_a_failed_one_starts_from_a_fresh_backend(tmp_path):
+    """Repeat 0's backend broke mid-timing (simulated: its 3rd step raises): repeat 1 must not reuse it,
+    and, being fresh, its first call is the row's first-step time."""
+    broken = (
+        "import backends.numpy_rnn as m\n"
+        "step = m.NumpyRNN._train_step\n"
+        "calls = []\n"
+        "def flaky(self, x, y):\n"
+        "    calls.append(1)\n"
+        "    if len(calls) == 3:\n"
+        "        raise RuntimeError('third step fails')\n"
+        "    return step(self, x, y)\n"
+        "m.NumpyRNN._train_step = flaky\n"
+    )
+    result = bench(tmp_path, "--backends=numpy", *TINY, env=sitecustomize_env(tmp_path, broken))
+    assert result.returncode == 1, result.stdout[-3000:]
+    run = (tmp_path / "results" / "latest").resolve()
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["failed"] == {"numpy@cpu": "test_train_step (repeat 0): RuntimeError: third step fails"}
+    steps = [b["extra_info"] for b in json.loads((run / "benchmark.json").read_text())["benchmarks"]]
+    steps = [e for e in steps if e["kind"] == "train_step"]
+    assert [e["repeat"] for e in steps] == [1] and steps[0]["first_step_seconds"] is not None
+
+
 def test_cuda_without_gpu_is_an_unavailable_row_not_a_cpu_run(tmp_path):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
@@ -179,10 +203,10 @@ def test_a_backend_that_raises_is_a_failed_row(tmp_path):
     assert result.returncode == 1, result.stdout[-3000:]
     run = (tmp_path / "results" / "latest").resolve()
     assert json.loads((run / "run.json").read_text())["failed"] == {
-        "numpy@cpu": "test_predict: RuntimeError: predict is broken"
+        "numpy@cpu": "test_predict (repeat 0): RuntimeError: predict is broken"
     }
     table = (run / "comparison.md").read_text()
-    assert "; failed: test_predict: RuntimeError: predict is broken |" in table
+    assert "; failed: test_predict (repeat 0): RuntimeError: predict is broken |" in table
     assert "| torch-cell | cpu |" in table
 
     stopped = bench(tmp_path, "--backends=numpy,torch-cell", *TINY, "-x", env=env)  # stops at that failure

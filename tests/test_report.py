@@ -499,6 +499,23 @@ def test_compare_flags_a_real_change_only(tmp_path, capsys):
     assert (same / "compare-A.md").exists()
 
 
+def test_compare_with_a_run_from_before_repeats(tmp_path):
+    """A run without the repeats option timed one block: against a --repeats=1 run that is no difference."""
+
+    def old(bench: dict, meta: dict) -> None:
+        meta["options"].pop("repeats", None)
+        for entry in bench["benchmarks"]:
+            entry["extra_info"].pop("repeat", None)
+
+    def one_repeat(bench: dict, meta: dict) -> None:
+        meta["options"]["repeats"] = 1
+
+    a, b = report.load_run(copy_run(tmp_path / "A", old)), report.load_run(copy_run(tmp_path / "B", one_repeat))
+    assert a.options["repeats"] == 1
+    assert "Settings differ" not in report.compare_markdown(a, b)
+    assert "Settings differ: repeats 1 → 2" in report.compare_markdown(a, report.load_run(SAMPLE))
+
+
 def test_compare_shows_rows_without_numbers_and_changes_it_cannot_judge(tmp_path):
     def edit_a(bench: dict, meta: dict) -> None:
         meta.setdefault("unavailable", {})["ghost@cuda"] = "ghost | needs a GPU"
