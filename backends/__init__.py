@@ -1,12 +1,15 @@
-"""Registry of backends. Importing this package imports no framework, not even numpy: the thread
-settings must reach numpy's BLAS before it loads (see backends/threads.py).
+"""Registry of backends and their execution modes. Importing this package imports no framework, not
+even numpy: the thread settings must reach numpy's BLAS before it loads (see backends/threads.py).
 
-Each entry maps a backend name to "module:Class" and the pip extra that installs its
-framework. Adding a backend: write one file in this folder and add one line below.
+A backend is one file in this folder holding one `Backend` subclass; its entry below names the
+class, the pip extra that installs its framework, and its modes. A mode is a named set of options
+of that class (the first mode is the default: the code most people write), optionally limited to
+some devices. Adding a backend: write one file, add one entry.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import os
@@ -27,20 +30,85 @@ GPU_MEMORY_ENV: dict[str, str] = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TF_
 for _var, _value in GPU_MEMORY_ENV.items():
     os.environ.setdefault(_var, _value)
 
-# name -> (module:Class, pip extra)
-REGISTRY: dict[str, tuple[str, str]] = {
-    "numpy": ("backends.numpy_rnn:NumpyRNN", "core"),
-    "torch-rnn": ("backends.torch_rnn:TorchRNN", "torch"),
-    "torch-cell": ("backends.torch_cell:TorchCell", "torch"),
-    "torch-rnn-graph": ("backends.torch_rnn:TorchRNNGraph", "torch"),
-    "torch-cell-graph": ("backends.torch_cell:TorchCellGraph", "torch"),
-    "jax-scan": ("backends.jax_scan:JaxScan", "jax"),
-    "keras-simplernn": ("backends.keras_simplernn:KerasSimpleRNN", "tf"),
-    "keras-simplernn-xla": ("backends.keras_simplernn:KerasSimpleRNNXLA", "tf"),
-    "tflearn": ("backends.tflearn_rnn:TFLearnRNN", "tf"),
+
+@dataclasses.dataclass(frozen=True)
+class Mode:
+    """One way to run a backend: the options it fixes and the devices it exists on (None: the backend's)."""
+
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    devices: tuple[str, ...] | None = None
+    about: str = ""  # one line for the README and the table legend
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A registered backend: its class, the pip extra of its framework, and its modes (default first)."""
+
+    target: str  # "module:Class"
+    extra: str
+    modes: dict[str, Mode]
+    floor: bool = False  # the no-framework floor every row is measured against
+
+
+REGISTRY: dict[str, Entry] = {
+    "numpy": Entry("backends.numpy_rnn:NumpyRNN", "core", {"eager": Mode(about="numpy, float64: the oracle")}),
+    "torch-rnn": Entry(
+        "backends.torch_rnn:TorchRNN",
+        "torch",
+        {
+            "eager": Mode(about="nn.RNN + nn.Linear, loss.backward(), torch.optim.Adam"),
+            "compile": Mode({"compile": True}, about="the whole step in one torch.compile graph (allow_rnn)"),
+            "cuda-graph": Mode({"cuda_graph": True}, ("cuda",), "the whole step captured in a CUDA graph"),
+        },
+    ),
+    "torch-cell": Entry(
+        "backends.torch_cell:TorchCell",
+        "torch",
+        {
+            "eager": Mode(about="the formula as parameters, a Python loop over steps"),
+            "compile": Mode({"compile": True}, about="the whole step in one torch.compile graph"),
+            "cuda-graph": Mode({"cuda_graph": True}, ("cuda",), "the whole step captured in a CUDA graph"),
+        },
+    ),
+    "jax-scan": Entry(
+        "backends.jax_scan:JaxScan",
+        "jax",
+        {
+            "jit": Mode(about="lax.scan, forward + grad + optax Adam in one jax.jit"),
+            "fast": Mode({"fast": True}, about="fully unrolled, donated buffers"),
+        },
+    ),
+    "keras-simplernn": Entry(
+        "backends.keras_simplernn:KerasSimpleRNN",
+        "tf",
+        {
+            "function": Mode(about="SimpleRNN(stateful=True), GradientTape + Adam in tf.function"),
+            "xla": Mode({"jit_compile": True}, about="the same step with jit_compile=True"),
+        },
+    ),
+    "tflearn": Entry("backends.tflearn_rnn:TFLearnRNN", "tf", {"session": Mode(about="tf.compat.v1.Session loop")}),
 }
 
-__all__ = ["Backend", "BackendUnavailable", "DeviceUnsupported", "TaskConfig", "backend_class", "load", "names"]
+# Names used by runs made before modes existed: the report reads them as backend + mode.
+OLD_NAMES: dict[str, tuple[str, str]] = {
+    "torch-rnn-graph": ("torch-rnn", "cuda-graph"),
+    "torch-cell-graph": ("torch-cell", "cuda-graph"),
+    "keras-simplernn-xla": ("keras-simplernn", "xla"),
+}
+
+__all__ = [
+    "Backend",
+    "BackendUnavailable",
+    "DeviceUnsupported",
+    "Entry",
+    "Mode",
+    "TaskConfig",
+    "backend_class",
+    "load",
+    "mode_devices",
+    "modes",
+    "names",
+]
 
 
 def __getattr__(attr: str) -> Any:
@@ -61,15 +129,38 @@ def names() -> list[str]:
     return list(REGISTRY)
 
 
-def _unknown(name: object) -> ValueError:
-    return ValueError(f"unknown backend {name!r}; known backends: {', '.join(REGISTRY)}")
+def entry(name: object) -> Entry:
+    """The registry entry of `name`; a one-line ValueError listing the known names otherwise."""
+    if not isinstance(name, str) or name not in REGISTRY:
+        raise ValueError(f"unknown backend {name!r}; known backends: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def modes(name: str) -> list[str]:
+    """The modes of backend `name`, its default (the code most people write) first."""
+    return list(entry(name).modes)
+
+
+def mode_devices(name: str, mode: str) -> tuple[str, ...] | None:
+    """The devices a mode is limited to, or None when it runs wherever the backend runs."""
+    return _mode(name, mode).devices
+
+
+def floor_backends() -> list[str]:
+    """Backends registered as the no-framework floor."""
+    return [name for name, e in REGISTRY.items() if e.floor]
+
+
+def _mode(name: str, mode: object) -> Mode:
+    known = entry(name).modes
+    if not isinstance(mode, str) or mode not in known:
+        raise ValueError(f"{name}: unknown mode {mode!r}; modes: {', '.join(known)}")
+    return known[mode]
 
 
 def backend_class(name: str) -> type[Backend]:
     """Import the backend's module (and so its framework); BackendUnavailable if that fails."""
-    if name not in REGISTRY:
-        raise _unknown(name)
-    target, extra = REGISTRY[name]
+    target, extra = entry(name).target, entry(name).extra
     module_name, class_name = target.split(":")
     try:
         module = importlib.import_module(module_name)
@@ -88,18 +179,32 @@ def _unavailable(name: str, extra: str, err: Exception) -> BackendUnavailable:
     )
 
 
-def load(name: str, config: TaskConfig | None = None, device: str = "cpu", **options: Any) -> Backend:
-    """Make backend `name` for `config` (default: the seed's) on `device`, started from the canonical weights."""
-    if device not in DEVICES:
+def load(
+    name: str, config: TaskConfig | None = None, device: str = "cpu", mode: str | None = None, **options: Any
+) -> Backend:
+    """Make backend `name` in `mode` (default: its first) for `config` (default: the seed's) on `device`,
+    started from the canonical weights. Options given here add to the mode's."""
+    chosen = _mode(name, modes(name)[0] if mode is None else mode)
+    mode = modes(name)[0] if mode is None else mode
+    if not isinstance(device, str) or device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if chosen.devices is not None and device not in chosen.devices:
+        raise DeviceUnsupported(f"{name} mode {mode} runs on {', '.join(chosen.devices)} only, not {device}")
+    from backends.task import TaskConfig, initial_weights
+
+    if config is not None and not isinstance(config, TaskConfig):
+        raise TypeError(f"config must be a TaskConfig, got {type(config).__name__}")
     cls = backend_class(name)
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "config", "device")]
+    signature = inspect.signature(cls.__init__).parameters
+    allowed = [p for p in signature if p not in ("self", "config", "device", "mode")]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(f"{name}: unknown option(s) {', '.join(unknown)}; allowed: {', '.join(allowed) or 'none'}")
-    from backends.task import TaskConfig, initial_weights
-
-    config = config or TaskConfig()
-    backend = cls(config, device, **options)
-    backend.set_weights(initial_weights(config))
+    for key, value in options.items():  # an option's default tells its type: "no" must not mean True
+        default = signature[key].default
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise TypeError(f"{name}: option {key} must be True or False, got {value!r}")
+    backend = cls(config or TaskConfig(), device, **{**chosen.options, **options})
+    backend.mode = mode
+    backend.set_weights(initial_weights(backend.config))
     return backend

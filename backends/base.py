@@ -9,6 +9,7 @@ and host-to-device copies.
 from __future__ import annotations
 
 import abc
+import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,17 +18,38 @@ from backends import DEVICES
 from backends.errors import BackendUnavailable, DeviceUnsupported
 from backends.task import WEIGHT_NAMES, TaskConfig
 
-__all__ = ["Backend", "BackendUnavailable", "DeviceUnsupported", "Prepared", "check_weights", "check_window"]
+__all__ = [
+    "Backend",
+    "BackendUnavailable",
+    "DeviceUnsupported",
+    "Info",
+    "Prepared",
+    "check_weights",
+    "check_window",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Info:
+    """What the tables say about how a backend runs."""
+
+    framework: str  # framework and version, e.g. "torch 2.13.0"
+    kernel: str  # the code path, e.g. "ATen RNN, both biases trained"
+    mode: str = ""  # the registry mode (filled in by load)
+    gpu: str | None = None  # the GPU model on a cuda row
+    compile: str = ""  # compiler and its settings where the mode compiles, e.g. "inductor, fullgraph"
 
 
 class Prepared:
-    """A window already converted to the backend's native array (on its device), validated once."""
+    """A window already converted to the backend's native array (on its device), validated once.
+    It belongs to the backend that made it: another backend refuses it."""
 
-    __slots__ = ("value", "shape")
+    __slots__ = ("value", "shape", "owner")
 
-    def __init__(self, value: Any, shape: tuple[int, ...]) -> None:
+    def __init__(self, value: Any, shape: tuple[int, ...], owner: int = 0) -> None:
         self.value = value
         self.shape = shape
+        self.owner = owner
 
 
 class Backend(abc.ABC):
@@ -36,6 +58,7 @@ class Backend(abc.ABC):
     name: ClassVar[str]  # registry name, used as pytest id and table row
     devices: ClassVar[tuple[str, ...]] = ("cpu",)  # devices this backend can run on
     parity_options: ClassVar[dict[str, Any]] = {}  # options under which the model is exactly the canonical one
+    mode: str = ""  # the registry mode this instance runs in (set by backends.load)
 
     def __init__(self, config: TaskConfig, device: str = "cpu") -> None:
         if not isinstance(config, TaskConfig):
@@ -60,16 +83,15 @@ class Backend(abc.ABC):
 
     def train_step(self, x: np.ndarray | Prepared, y: np.ndarray | Prepared) -> float:
         """One Adam step on one window (MSE over the window); returns the loss. Carries the hidden state."""
-        xp = x if isinstance(x, Prepared) else self.prepare(x, "x")
-        yp = y if isinstance(y, Prepared) else self.prepare(y, "y")
+        xp = self._prepared(x, "x")
+        yp = self._prepared(y, "y")
         if xp.shape[:2] != yp.shape[:2]:
             raise ValueError(f"x and y must cover the same (batch, seq_len), got {xp.shape} and {yp.shape}")
         return self._train_step(xp.value, yp.value)
 
     def predict(self, x: np.ndarray | Prepared) -> np.ndarray:
         """Forward only, no weight update; returns predictions (batch, seq_len, 1). Carries the hidden state."""
-        xp = x if isinstance(x, Prepared) else self.prepare(x, "x")
-        return self._predict(xp.value)
+        return self._predict(self._prepared(x, "x").value)
 
     @abc.abstractmethod
     def reset_state(self) -> None:
@@ -78,15 +100,22 @@ class Backend(abc.ABC):
     def prepare(self, array: np.ndarray, role: str = "x") -> Prepared:
         """Validate a window (role 'x' input or 'y' target) and convert it to the native array once."""
         check_window(array, self.config, role)
-        return Prepared(self._to_native(array), array.shape)
+        return Prepared(self._to_native(array), array.shape, id(self))
+
+    def _prepared(self, window: np.ndarray | Prepared, role: str) -> Prepared:
+        if not isinstance(window, Prepared):
+            return self.prepare(window, role)
+        if window.owner != id(self):
+            raise ValueError(f"{role} was prepared by another backend instance; prepare it with this one")
+        return window
 
     def param_count(self) -> int:
         """Trainable parameters (the canonical model has 1121 at hidden 32)."""
         return self.config.param_count
 
-    def info(self) -> dict[str, Any]:
-        """What the tables should say about how this backend runs (kernel path, framework version...)."""
-        return {}
+    @abc.abstractmethod
+    def info(self) -> Info:
+        """What the tables should say about how this backend runs (framework, kernel path, GPU, compiler)."""
 
     def synchronize(self) -> None:  # noqa: B027 - a no-op on the CPU is the right default
         """Wait until queued device work has finished (no-op on the CPU)."""
@@ -135,7 +164,7 @@ def check_window(array: Any, config: TaskConfig, role: str = "x") -> None:
 
 
 def check_weights(weights: Any, config: TaskConfig) -> dict[str, np.ndarray]:
-    """Validate a canonical weights dict; returns float32 C-contiguous copies."""
+    """Validate a canonical weights dict; returns float32 C-contiguous copies the backend owns."""
     if not isinstance(weights, dict):
         raise ValueError(f"weights must be a dict with keys {', '.join(WEIGHT_NAMES)}, got {type(weights).__name__}")
     missing = [k for k in WEIGHT_NAMES if k not in weights]
@@ -153,7 +182,11 @@ def check_weights(weights: Any, config: TaskConfig) -> dict[str, np.ndarray]:
             raise ValueError(f"weights[{name!r}] must be a float numpy array, got {kind}")
         if value.shape != shape:
             raise ValueError(f"weights[{name!r}] must have shape {shape}, got {value.shape}")
-        if not np.isfinite(value).all():
-            raise ValueError(f"weights[{name!r}] contains NaN or inf")
-        checked[name] = np.ascontiguousarray(value, dtype=np.float32)
+        # a copy the caller cannot change afterwards (some frameworks keep using the buffer they are
+        # given), checked after the cast: 1e300 is finite in float64 but inf in float32
+        with np.errstate(over="ignore"):
+            copy = np.array(value, dtype=np.float32, order="C", copy=True)
+        if not np.isfinite(copy).all():
+            raise ValueError(f"weights[{name!r}] contains NaN or inf, or values beyond float32's range")
+        checked[name] = copy
     return checked

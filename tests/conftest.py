@@ -1,4 +1,5 @@
-"""Test fixtures. Every registered backend is a parameter of any test that asks for `backend_name`.
+"""Test fixtures. Every registered backend is a parameter of any test that asks for `backend_name`,
+and every backend x mode (on the CPU, where a mode runs there) of any test that asks for `case`.
 
 RNNBENCH_BACKENDS=a,b restricts the suites to some backends; unknown names are an error.
 """
@@ -29,15 +30,32 @@ def selected_backends() -> list[str]:
     return chosen
 
 
+def cpu_cases() -> list[tuple[str, str]]:
+    """(backend, mode) for every selected backend and every mode that can run on the CPU."""
+    return [
+        (name, mode)
+        for name in selected_backends()
+        for mode in backends.modes(name)
+        if "cpu" in (backends.mode_devices(name, mode) or ("cpu",))
+    ]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend_name" in metafunc.fixturenames:
         metafunc.parametrize("backend_name", selected_backends())
+    if "case" in metafunc.fixturenames:
+        cases = cpu_cases()
+        metafunc.parametrize("case", cases, ids=[f"{n}-{m}" for n, m in cases])
 
 
-def make(name: str, config: TaskConfig | None = None, device: str = "cpu", **options: Any) -> backends.Backend:
-    """Load a backend, skipping the test with the reason when its framework is unavailable."""
+def make(
+    name: str | tuple[str, str], config: TaskConfig | None = None, device: str = "cpu", **options: Any
+) -> backends.Backend:
+    """Load a backend (a name, or a (name, mode) case), skipping the test with the reason when its
+    framework is unavailable."""
+    name, mode = name if isinstance(name, tuple) else (name, None)
     try:
-        return backends.load(name, config, device, **options)
+        return backends.load(name, config, device, mode=mode, **options)
     except BackendUnavailable as err:
         pytest.skip(str(err))
 

@@ -12,8 +12,8 @@ from backends.training import run_training
 SMALL = TaskConfig(batch_size=3, hidden_size=8, seq_len=5)
 
 
-def test_shapes_and_dtypes(backend_name, make_backend):
-    b = make_backend(backend_name, SMALL)
+def test_shapes_and_dtypes(case, make_backend):
+    b = make_backend(case, SMALL)
     x, y = window(SMALL, 0)
     loss = b.train_step(x, y)
     assert type(loss) is float and math.isfinite(loss)
@@ -23,8 +23,8 @@ def test_shapes_and_dtypes(backend_name, make_backend):
     assert b.device_peak_bytes() is None  # on the CPU there is no device memory to report
 
 
-def test_weights_round_trip(backend_name, make_backend):
-    b = make_backend(backend_name, SMALL)
+def test_weights_round_trip(case, make_backend):
+    b = make_backend(case, SMALL)
     w = initial_weights(TaskConfig(batch_size=3, hidden_size=8, seq_len=5, seed=7))
     b.set_weights(w)
     got = b.get_weights()
@@ -36,8 +36,8 @@ def test_weights_round_trip(backend_name, make_backend):
     assert np.abs(b.get_weights()["W_hh"]).max() > 0
 
 
-def test_train_step_updates_weights_and_predict_does_not(backend_name, make_backend):
-    b = make_backend(backend_name, SMALL)
+def test_train_step_updates_weights_and_predict_does_not(case, make_backend):
+    b = make_backend(case, SMALL)
     before = b.get_weights()
     b.predict(window(SMALL, 0)[0])
     for k, v in b.get_weights().items():
@@ -46,8 +46,8 @@ def test_train_step_updates_weights_and_predict_does_not(backend_name, make_back
     assert any(not np.array_equal(v, before[k]) for k, v in b.get_weights().items())
 
 
-def test_state_is_carried_and_reset(backend_name, make_backend):
-    b = make_backend(backend_name, SMALL)
+def test_state_is_carried_and_reset(case, make_backend):
+    b = make_backend(case, SMALL)
     x = window(SMALL, 1)[0]
     first = b.predict(x)
     carried = b.predict(x)  # same input, the state from the first call
@@ -56,8 +56,8 @@ def test_state_is_carried_and_reset(backend_name, make_backend):
     np.testing.assert_allclose(b.predict(x), first, rtol=0, atol=1e-6)
 
 
-def test_set_weights_restarts_from_scratch(backend_name, make_backend):
-    b = make_backend(backend_name, SMALL)
+def test_set_weights_restarts_from_scratch(case, make_backend):
+    b = make_backend(case, SMALL)
     windows = [window(SMALL, k) for k in range(3)]
     first = [b.train_step(x, y) for x, y in windows]
     b.set_weights(initial_weights(SMALL))
@@ -65,10 +65,10 @@ def test_set_weights_restarts_from_scratch(backend_name, make_backend):
     np.testing.assert_allclose(again, first, rtol=1e-6)
 
 
-def test_deterministic(backend_name, make_backend):
+def test_deterministic(case, make_backend):
     runs = []
     for _ in range(2):
-        b = make_backend(backend_name, SMALL)
+        b = make_backend(case, SMALL)
         runs.append([b.train_step(*window(SMALL, k)) for k in range(5)])
     np.testing.assert_allclose(runs[0], runs[1], rtol=1e-6)
 
@@ -83,8 +83,8 @@ def test_deterministic(backend_name, make_backend):
         ([[[0.0]]], "x must be a numpy array, got list"),
     ],
 )
-def test_bad_window_is_rejected(backend_name, make_backend, bad, message):
-    b = make_backend(backend_name, SMALL)
+def test_bad_window_is_rejected(case, make_backend, bad, message):
+    b = make_backend(case, SMALL)
     y = window(SMALL, 0)[1]
     with pytest.raises(ValueError, match=message):
         b.train_step(bad, y)
@@ -92,8 +92,8 @@ def test_bad_window_is_rejected(backend_name, make_backend, bad, message):
         b.predict(bad)
 
 
-def test_bad_target_is_rejected(backend_name, make_backend):
-    b = make_backend(backend_name, SMALL)
+def test_bad_target_is_rejected(case, make_backend):
+    b = make_backend(case, SMALL)
     x = window(SMALL, 0)[0]
     with pytest.raises(ValueError, match="y must have shape"):
         b.train_step(x, np.zeros((3, 4, 1), np.float32))
@@ -110,8 +110,8 @@ def test_bad_target_is_rejected(backend_name, make_backend):
         (lambda w: w.update(W_xh=np.zeros((1, 8), np.int64)), r"weights\['W_xh'\] must be a float numpy array"),
     ],
 )
-def test_bad_weights_are_rejected(backend_name, make_backend, change, message):
-    b = make_backend(backend_name, SMALL)
+def test_bad_weights_are_rejected(case, make_backend, change, message):
+    b = make_backend(case, SMALL)
     before = b.get_weights()
     w = initial_weights(SMALL)
     change(w)
@@ -122,9 +122,9 @@ def test_bad_weights_are_rejected(backend_name, make_backend, change, message):
 
 
 @pytest.mark.slow
-def test_converges_on_the_seed_task(backend_name, make_backend):
+def test_converges_on_the_seed_task(case, make_backend):
     """300 steps of the seed's task from seed 0 reach held-out MSE below 0.05."""
-    result = run_training(make_backend(backend_name, TaskConfig()))
+    result = run_training(make_backend(case, TaskConfig()))
     assert not result.diverged
     assert len(result.losses) == 300
     assert result.held_out_mse < 0.05, f"held-out MSE {result.held_out_mse:.4f}"

@@ -20,6 +20,7 @@ STEPS = 6
 CONFIGS = {
     "seed-task": TaskConfig(adam_eps=1e-16),
     "batch3-h16": TaskConfig(adam_eps=1e-16, batch_size=3, hidden_size=16, seq_len=7, seed=3),
+    "h64-b4-s20": TaskConfig(adam_eps=1e-16, batch_size=4, hidden_size=64, seq_len=20, seed=5),
 }
 
 
@@ -32,17 +33,17 @@ def config(request):
     return CONFIGS[request.param]
 
 
-def load_exact(make_backend, name, config):
+def load_exact(make_backend, case, config):
     try:
-        options = backends.backend_class(name).parity_options
+        options = backends.backend_class(case[0]).parity_options
     except backends.BackendUnavailable as err:
         pytest.skip(str(err))
-    return make_backend(name, config, **options)
+    return make_backend(case, config, **options)
 
 
-def test_first_loss_and_predictions_match_oracle(backend_name, make_backend, config):
+def test_first_loss_and_predictions_match_oracle(case, make_backend, config):
     oracle = backends.load("numpy", config)
-    b = load_exact(make_backend, backend_name, config)
+    b = load_exact(make_backend, case, config)
     x, y = window(config, 0)
     np.testing.assert_allclose(b.predict(x), oracle.predict(x), rtol=0, atol=2e-6)
     b.reset_state()
@@ -50,9 +51,9 @@ def test_first_loss_and_predictions_match_oracle(backend_name, make_backend, con
     assert b.train_step(x, y) == pytest.approx(oracle.train_step(x, y), abs=2e-6)
 
 
-def test_trajectory_matches_oracle(backend_name, make_backend, config):
+def test_trajectory_matches_oracle(case, make_backend, config):
     oracle = backends.load("numpy", config)
-    b = load_exact(make_backend, backend_name, config)
+    b = load_exact(make_backend, case, config)
     np.testing.assert_allclose(trajectory(b, config), trajectory(oracle, config), rtol=1e-4)
     for k, v in b.get_weights().items():
         np.testing.assert_allclose(v, oracle.get_weights()[k], rtol=0, atol=2e-4, err_msg=k)
