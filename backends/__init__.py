@@ -86,7 +86,21 @@ REGISTRY: dict[str, Entry] = {
             "xla": Mode({"jit_compile": True}, about="the same step with jit_compile=True"),
         },
     ),
+    "tf-cell": Entry(
+        "backends.tf_cell:TFCell",
+        "tf",
+        {
+            "function": Mode(about="the formula as tf.Variables, GradientTape + Adam in tf.function"),
+            "xla": Mode({"jit_compile": True}, about="the same step with jit_compile=True"),
+        },
+    ),
     "tflearn": Entry("backends.tflearn_rnn:TFLearnRNN", "tf", {"session": Mode(about="tf.compat.v1.Session loop")}),
+    "numba": Entry(
+        "backends.numba_rnn:NumbaRNN",
+        "numba",
+        {"njit": Mode(about="forward, BPTT and Adam in one @njit function: no framework")},
+        floor=True,
+    ),
 }
 
 # Names used by runs made before modes existed: the report reads them as backend + mode.

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from backends.base import Backend
+from backends.base import Backend, Info
 from backends.task import TaskConfig
 
 BETA1, BETA2 = 0.9, 0.999
@@ -98,5 +98,5 @@ class NumpyRNN(Backend):
         self.h = hs[:, -1]
         return q.astype(np.float32)
 
-    def info(self) -> dict[str, Any]:
-        return {"framework": f"numpy {np.__version__}", "kernel": "numpy BPTT, float64"}
+    def info(self) -> Info:
+        return Info(framework=f"numpy {np.__version__}", kernel="numpy BPTT, float64", mode=self.mode)
