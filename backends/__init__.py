@@ -47,6 +47,7 @@ class Entry:
     target: str  # "module:Class"
     extra: str
     modes: dict[str, Mode]
+    devices: tuple[str, ...] = ("cpu",)  # where it runs; a mode may narrow this
     floor: bool = False  # the no-framework floor every row is measured against
 
 
@@ -60,6 +61,7 @@ REGISTRY: dict[str, Entry] = {
             "compile": Mode({"compile": True}, about="the whole step in one torch.compile graph (allow_rnn)"),
             "cuda-graph": Mode({"cuda_graph": True}, ("cuda",), "the whole step captured in a CUDA graph"),
         },
+        DEVICES,
     ),
     "torch-cell": Entry(
         "backends.torch_cell:TorchCell",
@@ -69,6 +71,7 @@ REGISTRY: dict[str, Entry] = {
             "compile": Mode({"compile": True}, about="the whole step in one torch.compile graph"),
             "cuda-graph": Mode({"cuda_graph": True}, ("cuda",), "the whole step captured in a CUDA graph"),
         },
+        DEVICES,
     ),
     "jax-scan": Entry(
         "backends.jax_scan:JaxScan",
@@ -77,6 +80,7 @@ REGISTRY: dict[str, Entry] = {
             "jit": Mode(about="lax.scan, forward + grad + optax Adam in one jax.jit"),
             "fast": Mode({"fast": True}, about="fully unrolled, donated buffers"),
         },
+        DEVICES,
     ),
     "keras-simplernn": Entry(
         "backends.keras_simplernn:KerasSimpleRNN",
@@ -85,6 +89,7 @@ REGISTRY: dict[str, Entry] = {
             "function": Mode(about="SimpleRNN(stateful=True), GradientTape + Adam in tf.function"),
             "xla": Mode({"jit_compile": True}, about="the same step with jit_compile=True"),
         },
+        DEVICES,
     ),
     "tf-cell": Entry(
         "backends.tf_cell:TFCell",
@@ -93,6 +98,7 @@ REGISTRY: dict[str, Entry] = {
             "function": Mode(about="the formula as tf.Variables, GradientTape + Adam in tf.function"),
             "xla": Mode({"jit_compile": True}, about="the same step with jit_compile=True"),
         },
+        DEVICES,
     ),
     "tflearn": Entry("backends.tflearn_rnn:TFLearnRNN", "tf", {"session": Mode(about="tf.compat.v1.Session loop")}),
     "numba": Entry(
@@ -155,9 +161,9 @@ def modes(name: str) -> list[str]:
     return list(entry(name).modes)
 
 
-def mode_devices(name: str, mode: str) -> tuple[str, ...] | None:
-    """The devices a mode is limited to, or None when it runs wherever the backend runs."""
-    return _mode(name, mode).devices
+def mode_devices(name: str, mode: str) -> tuple[str, ...]:
+    """The devices a backend's mode runs on."""
+    return _mode(name, mode).devices or entry(name).devices
 
 
 def floor_backends() -> list[str]:
@@ -202,8 +208,9 @@ def load(
     mode = modes(name)[0] if mode is None else mode
     if not isinstance(device, str) or device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-    if chosen.devices is not None and device not in chosen.devices:
-        raise DeviceUnsupported(f"{name} mode {mode} runs on {', '.join(chosen.devices)} only, not {device}")
+    if device not in mode_devices(name, mode):
+        where = ", ".join(mode_devices(name, mode))
+        raise DeviceUnsupported(f"{name} ({mode}) runs on {where} only, not {device}")
     from backends.task import TaskConfig, initial_weights
 
     if config is not None and not isinstance(config, TaskConfig):

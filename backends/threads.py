@@ -32,14 +32,48 @@ def configure(n: int) -> None:
 
 
 def from_args(args: list[str]) -> int | None:
-    """The --threads value in a pytest command line (default 1), or None when it is not a positive int."""
+    """The --threads value in a command line (default 1), or None when it is not an int from 1 to 256
+    (the option check reports that)."""
     value = "1"
     for i, arg in enumerate(args):
         if arg.startswith("--threads="):
             value = arg.split("=", 1)[1]
         elif arg == "--threads" and i + 1 < len(args):
             value = args[i + 1]
-    return int(value) if value.isdigit() and int(value) > 0 else None
+    try:
+        n = int(value)
+    except ValueError:
+        return None
+    return n if 1 <= n <= 256 else None
+
+
+def enforce() -> None:
+    """Apply the count at run time to every native pool loaded so far (BLAS, OpenMP): a pool started
+    before the environment was set, or by a framework that ignores it, is brought in line."""
+    n = count()
+    if n is None:
+        return
+    try:
+        import threadpoolctl
+    except ImportError:
+        return
+    threadpoolctl.threadpool_limits(limits=n)
+
+
+def mismatches(settings: dict[str, object]) -> list[str]:
+    """Every pool or framework setting that differs from the requested count, as 'where: n'."""
+    n = settings.get("requested")
+    if n is None:
+        return []
+    out = []
+    for pool in settings.get("native_pools") or []:  # type: ignore[union-attr]
+        if pool.get("num_threads") not in (None, n):
+            out.append(f"{pool.get('internal_api')} ({pool.get('filepath')}): {pool.get('num_threads')}")
+    for framework, values in (settings.get("frameworks") or {}).items():  # type: ignore[union-attr]
+        for key, value in values.items():
+            if value not in (0, n):  # 0: TensorFlow's "as the environment says"
+                out.append(f"{framework} {key}: {value}")
+    return out
 
 
 def count() -> int | None:

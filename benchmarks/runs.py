@@ -1,25 +1,47 @@
-"""Run folders under results/: one per run, never overwritten, published only when complete.
+"""Run folders under results/: one per run, never overwritten, published only when worth it.
 
-A run writes into `runs/<stamp>-<host>.partial/`; at the end the folder is renamed to
-`runs/<stamp>-<host>/` (or `...-incomplete/` after an interruption, kept but not published),
-then `latest` (a symlink) and `index.json` are replaced atomically.
+A run writes into `runs/<stamp>-<host>.partial/` and holds a lock on its `.running` file while it
+lives. When it ends the folder is renamed to `runs/<stamp>-<host>/` (or `...-incomplete/`); it
+becomes `latest` (a symlink) and joins `index.json` only when it is complete, measured at least one
+case and its report was written. A killed run cannot rename anything: the next command that touches
+the results folder (`recover`, called by a run and by the report) finds its `.partial` folder
+unlocked, renames it `-incomplete` and renders what it holds. `latest` and `index.json` change only
+under the results folder's lock, so two runs at once cannot corrupt them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO
 
 from benchmarks import atomic
+from benchmarks.records import FILE
 
 PARTIAL = ".partial"
+INCOMPLETE = "-incomplete"
+RUNNING = ".running"
 
 
-def new_run(results_dir: Path) -> Path:
-    """Create and return a fresh partial run folder."""
+@contextlib.contextmanager
+def locked(results_dir: Path) -> Iterator[None]:
+    """Hold the results folder's lock (blocking) while `latest` and `index.json` change."""
+    with open(results_dir / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def new_run(results_dir: Path) -> tuple[Path, IO[str]]:
+    """Create a fresh partial run folder; returns it and the open `.running` file whose lock marks it alive."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())[:40]
     runs = results_dir / "runs"
@@ -27,35 +49,92 @@ def new_run(results_dir: Path) -> Path:
     for n in range(100):
         name = f"{stamp}-{host}" + (f"-{n}" if n else "")
         path = runs / (name + PARTIAL)
-        if not (runs / name).exists() and not path.exists():
+        if (runs / name).exists() or (runs / (name + INCOMPLETE)).exists():
+            continue
+        try:
             path.mkdir()
-            return path
+        except FileExistsError:
+            continue
+        alive = open(path / RUNNING, "w")  # noqa: SIM115 - held for the run's life
+        fcntl.flock(alive, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return path, alive
     raise RuntimeError(f"cannot create a new run folder in {runs}")
 
 
+def _alive(folder: Path) -> bool:
+    """Whether the run writing `folder` still runs (it holds the lock on its .running file)."""
+    try:
+        with open(folder / RUNNING, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return False
+    except OSError:
+        return False
+
+
 def finish_run(partial: Path, complete: bool) -> Path:
-    """Rename the partial folder to its final name; publish it as latest when complete."""
-    final = partial.with_name(partial.name.removesuffix(PARTIAL) + ("" if complete else "-incomplete"))
+    """Rename the partial folder to its final name (`-incomplete` unless complete)."""
+    final = partial.with_name(partial.name.removesuffix(PARTIAL) + ("" if complete else INCOMPLETE))
     partial.rename(final)
-    if complete:
-        publish(final)
+    with contextlib.suppress(OSError):
+        (final / RUNNING).unlink()
     return final
 
 
+def recover(results_dir: Path, render: Callable[[Path], object] | None = None) -> list[Path]:
+    """Label every partial run whose process has died as incomplete, and render it; returns those folders."""
+    runs = results_dir / "runs"
+    found = []
+    if not runs.is_dir():
+        return found
+    for partial in sorted(runs.glob("*" + PARTIAL)):
+        if not partial.is_dir() or _alive(partial):
+            continue
+        final = finish_run(partial, complete=False)
+        found.append(final)
+        if render is not None and (final / FILE).exists():
+            with contextlib.suppress(Exception):  # the folder is labelled; a report can be made later
+                render(final)
+    return found
+
+
 def publish(run: Path) -> None:
-    """Point results/latest at `run` and add it to results/index.json."""
+    """Point results/latest at `run` and add it to results/index.json, under the results folder's lock."""
     results_dir = run.parent.parent
-    link = results_dir / "latest"
-    tmp = results_dir / f".latest-{os.getpid()}"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    tmp.symlink_to(Path("runs") / run.name)
-    os.replace(tmp, link)
-    index_path = results_dir / "index.json"
+    with locked(results_dir):
+        link = results_dir / "latest"
+        tmp = results_dir / f".latest-{os.getpid()}"
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        tmp.symlink_to(Path("runs") / run.name)
+        os.replace(tmp, link)
+        runs = [r for r in read_index(results_dir) if r != run.name] + [run.name]
+        atomic.write_text(results_dir / "index.json", json.dumps({"runs": runs, "latest": run.name}, indent=2) + "\n")
+
+
+def read_index(results_dir: Path) -> list[str]:
+    """The published runs, oldest first. A corrupt or wrong-typed index.json is kept aside (renamed)
+    and the list rebuilt from the complete run folders."""
+    path = results_dir / "index.json"
+    if not path.exists():
+        return _complete_runs(results_dir)
     try:
-        index = json.loads(index_path.read_text())
-    except (OSError, ValueError):
-        index = {"runs": []}
-    index["runs"] = [r for r in index.get("runs", []) if r != run.name] + [run.name]
-    index["latest"] = run.name
-    atomic.write_text(index_path, json.dumps(index, indent=2) + "\n")
+        index = json.loads(path.read_text(encoding="utf-8"))
+        runs = index["runs"]
+        if not isinstance(runs, list) or not all(isinstance(r, str) for r in runs):
+            raise TypeError("runs must be a list of names")
+        return [r for r in runs if (results_dir / "runs" / r).is_dir()]
+    except (OSError, ValueError, TypeError, KeyError):
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        os.replace(path, path.with_name(f"index.json.corrupt-{stamp}"))
+        return _complete_runs(results_dir)
+
+
+def _complete_runs(results_dir: Path) -> list[str]:
+    runs = results_dir / "runs"
+    if not runs.is_dir():
+        return []
+    return sorted(p.name for p in runs.iterdir() if p.is_dir() and not p.name.endswith((PARTIAL, INCOMPLETE)))

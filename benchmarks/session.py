@@ -1,27 +1,31 @@
-"""What the root conftest and the benchmark fixtures share through pytest's stash."""
+"""What the pytest shell keeps between its hooks and the benchmark tests (pytest's stash)."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import IO
 
 import pytest
 
-from benchmarks.options import BenchOptions
+from benchmarks import options, records
+from benchmarks.harness import Harness
+from benchmarks.plan import Plan
 
-OPTIONS = pytest.StashKey[BenchOptions]()
-RUN = pytest.StashKey["RunState"]()
+OPTS = pytest.StashKey[options.Options]()
+PLAN = pytest.StashKey[Plan]()
+SESSION = pytest.StashKey["Session"]()
 
 
 @dataclasses.dataclass
-class RunState:
-    """The run folder of a benchmark session and what it learned along the way."""
+class Session:
+    """A benchmark session's run folder, harness and outcome."""
 
     folder: Path
-    started: str
-    user_json: Path | None
-    unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
-    failed: dict[str, str] = dataclasses.field(default_factory=dict)  # backend@device -> first error
-    published: Path | None = None
-    report_error: str | None = None
-    summary: list[str] = dataclasses.field(default_factory=list)  # lines for the terminal
+    alive: IO[str]
+    writer: records.Writer
+    harness: Harness
+    caches: Path | None
+    published: bool = False
+    summary: list[str] = dataclasses.field(default_factory=list)
+    problems: list[str] = dataclasses.field(default_factory=list)

@@ -6,10 +6,23 @@ import importlib.metadata
 import os
 import platform
 import shutil
+import socket
 import subprocess
+from pathlib import Path
 from typing import Any
 
 from backends import threads
+from benchmarks.records import Machine
+
+# environment variables that change how frameworks run or compile; recorded with every run
+RECORDED_ENV = (
+    "XLA_FLAGS",
+    "NPROC",
+    "TORCHINDUCTOR_CACHE_DIR",
+    "JAX_COMPILATION_CACHE_DIR",
+    "TF_XLA_FLAGS",
+    "CUDA_VISIBLE_DEVICES",
+)
 
 # distribution names to report; the first installed of each tuple wins
 FRAMEWORKS: dict[str, tuple[str, ...]] = {
@@ -19,6 +32,7 @@ FRAMEWORKS: dict[str, tuple[str, ...]] = {
     "keras": ("keras",),
     "tflearn": ("tflearn",),
     "jax": ("jax",),
+    "numba": ("numba",),
     "pytest-benchmark": ("pytest-benchmark",),
 }
 
@@ -76,15 +90,36 @@ def native_thread_pools() -> list[dict[str, Any]]:
     return [{k: pool.get(k) for k in keys} for pool in threadpoolctl.threadpool_info()]
 
 
-def machine_info() -> dict[str, Any]:
-    """What the harness adds to pytest-benchmark's machine_info."""
+def git_commit() -> tuple[str | None, bool | None]:
+    """(commit id, dirty) of the project's checkout, or (None, None) outside git."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    if commit.returncode != 0:
+        return None, None
+    return commit.stdout.strip(), bool(status.stdout.strip())
+
+
+def record() -> Machine:
+    """The machine record of a run: CPU, GPU, versions, and the thread settings in force now."""
     gpu, driver = gpu_info()
-    return {
-        "cpu_model": cpu_model(),
-        "cores": os.cpu_count(),
-        "threads": {**threads.settings(), "native_pools": native_thread_pools()},
-        "frameworks": framework_versions(),
-        "os": f"{platform.system()} {platform.release()}",
-        "gpu": gpu,
-        "gpu_driver": driver,
-    }
+    commit, dirty = git_commit()
+    settings = {**threads.settings(), "native_pools": native_thread_pools()}
+    settings["mismatch"] = threads.mismatches(settings)
+    return Machine(
+        host=socket.gethostname(),
+        cpu=cpu_model(),
+        cores=os.cpu_count(),
+        os=f"{platform.system()} {platform.release()} ({platform.machine()})",
+        python=f"{platform.python_version()} ({platform.python_implementation()})",
+        gpu=gpu,
+        gpu_driver=driver,
+        frameworks=framework_versions(),
+        threads=settings,
+        commit=commit,
+        dirty=dirty,
+        env={k: os.environ[k] for k in RECORDED_ENV if k in os.environ},
+    )

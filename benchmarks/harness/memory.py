@@ -1,6 +1,6 @@
 """Peak memory of one backend, measured in a child process that loads nothing else.
 
-Run as `python -m benchmarks.memory BACKEND DEVICE CONFIG_JSON`; prints one JSON line.
+Run as `python -m benchmarks.harness.memory CASE_JSON CONFIG_JSON`; prints one JSON line.
 A figure taken in the harness's own process would include every other framework loaded
 there, so each backend gets a fresh interpreter: baseline RSS after importing numpy and the
 registry, peak RSS after loading the backend and training a few windows.
@@ -8,11 +8,14 @@ registry, peak RSS after loading the backend and training a few windows.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 from typing import Any
+
+from benchmarks.records import Case
 
 STEPS = 20
 FIELDS = ("peak_rss_bytes", "baseline_rss_bytes", "gpu_peak_bytes")  # what a measurement reports
@@ -33,14 +36,14 @@ def _peak_rss_bytes() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def measure(name: str, device: str, config_fields: dict[str, Any]) -> dict[str, Any]:
+def measure(case: Case, config_fields: dict[str, Any]) -> dict[str, Any]:
     """Load the backend here and report its memory (meant to run in a child process)."""
     import backends
     from backends.task import TaskConfig, window
 
     baseline = _rss_bytes()
     config = TaskConfig(**config_fields)
-    backend = backends.load(name, config, device)
+    backend = backends.load(case.backend, config, case.device, mode=case.mode)
     for k in range(STEPS):
         backend.train_step(*window(config, k))
     backend.predict(window(config, STEPS)[0])
@@ -51,10 +54,16 @@ def measure(name: str, device: str, config_fields: dict[str, Any]) -> dict[str, 
     }
 
 
-def measure_in_child(name: str, device: str, config_fields: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
+def measure_in_child(case: Case, config_fields: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
     """Run `measure` in a fresh interpreter with this process's environment (thread settings included).
     Never raises: a child that fails, hangs or prints nonsense gives empty figures and an "error"."""
-    cmd = [sys.executable, "-m", "benchmarks.memory", name, device, json.dumps(config_fields)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.harness.memory",
+        json.dumps(dataclasses.asdict(case)),
+        json.dumps(config_fields),
+    ]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -69,8 +78,8 @@ def measure_in_child(name: str, device: str, config_fields: dict[str, Any], time
 
 
 def _failed(error: str) -> dict[str, Any]:
-    return {**dict.fromkeys(FIELDS), "error": error}
+    return {**dict.fromkeys(FIELDS), "error": " ".join(error.split())[:300]}
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))))
+    print(json.dumps(measure(Case(**json.loads(sys.argv[1])), json.loads(sys.argv[2]))))

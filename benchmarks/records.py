@@ -1,0 +1,353 @@
+"""What a run produces: small typed records, one JSON object per line in the run's `records.jsonl`.
+
+The harness appends each record the moment its measurement is taken (flushed and fsynced), so a
+run killed at any moment keeps everything it finished. The report reads records only. Every run
+writes `SCHEMA` into its `Start` record; runs made before records existed (pytest-benchmark's JSON
+plus run.json) are upgraded by `benchmarks.migrate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import types
+import typing
+from pathlib import Path
+from typing import Any, ClassVar
+
+SCHEMA = 2  # 1: benchmark.json + run.json (before records); 2: records.jsonl
+FILE = "records.jsonl"
+
+
+class RecordError(ValueError):
+    """A records file (or a value in it) that cannot be read; the message names the line and field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """What is measured: one backend in one mode on one device, at one size (hidden x batch x seq_len)."""
+
+    backend: str
+    mode: str
+    device: str
+    size: str  # "32x1x10"
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend} {self.mode} @{self.device} {self.size}"
+
+
+def size_of(hidden: int, batch: int, seq_len: int) -> str:
+    """The size label of a case."""
+    return f"{hidden}x{batch}x{seq_len}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Start:
+    """The first record of a run: when, how it was called, its options, its task."""
+
+    kind: ClassVar[str] = "start"
+    schema: int
+    started: str
+    argv: list[str]
+    options: dict[str, Any]  # option name -> value, as `benchmarks.options` parsed them
+    task: dict[str, Any]  # Task.describe(): name, metric {name, label, about}, labels
+    config: dict[str, Any]  # the TaskConfig's fields
+
+
+@dataclasses.dataclass(frozen=True)
+class Machine:
+    """Where the run ran."""
+
+    kind: ClassVar[str] = "machine"
+    host: str
+    cpu: str
+    cores: int | None
+    os: str
+    python: str
+    gpu: str | None
+    gpu_driver: str | None
+    frameworks: dict[str, str]  # name -> version or "*not-installed*"
+    threads: dict[str, Any]  # requested, per framework, native pools, and any mismatch
+    commit: str | None = None
+    dirty: bool | None = None
+    env: dict[str, str] = dataclasses.field(default_factory=dict)  # variables that change how frameworks run
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    """A backend was made for a case: how it runs and its parameter count."""
+
+    kind: ClassVar[str] = "loaded"
+    case: Case
+    info: dict[str, Any]  # backends.base.Info as a dict
+    params: int
+
+
+@dataclasses.dataclass(frozen=True)
+class FirstStep:
+    """The first train_step on a fresh backend (tracing, compiling), kept out of the step statistics."""
+
+    kind: ClassVar[str] = "first_step"
+    case: Case
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """One block of timed rounds of one operation; `seconds` holds each round's time per call."""
+
+    kind: ClassVar[str] = "block"
+    case: Case
+    op: str  # "train_step" or "predict"
+    repeat: int  # blocks are taken in turn across cases: repeat r of every case, then r + 1
+    calls_per_round: int  # calls timed together in one round (several for fast rows: less timer overhead)
+    seconds: list[float]
+
+
+@dataclasses.dataclass(frozen=True)
+class Overhead:
+    """The harness's own cost per timed call: a step that does nothing, timed through the same path."""
+
+    kind: ClassVar[str] = "overhead"
+    calls_per_round: int
+    seconds: list[float]
+
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """One training run of one seed, then the task's held-out metric."""
+
+    kind: ClassVar[str] = "training"
+    case: Case
+    seed: int
+    losses: list[float | None]  # per step, None where not finite
+    metric: float | None  # the task's held-out metric; None when diverged
+    diverged_step: int | None  # where the run diverged, None if it did not
+    seconds: float  # wall time of the training steps
+    predictions: list[float] | None = None  # held-out predictions of stream 0, for the plots
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldOut:
+    """The held-out stream 0 of the task: points and targets, for plots (once per run and size)."""
+
+    kind: ClassVar[str] = "held_out"
+    size: str
+    t: list[float]
+    target: list[float]
+
+
+@dataclasses.dataclass(frozen=True)
+class Memory:
+    """Peak memory of one case, from a child process that loaded only that backend."""
+
+    kind: ClassVar[str] = "memory"
+    case: Case
+    peak_rss_bytes: int | None
+    baseline_rss_bytes: int | None
+    gpu_peak_bytes: int | None
+    error: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    """A case that was not (fully) measured: its framework is unavailable, or a measurement failed."""
+
+    kind: ClassVar[str] = "skipped"
+    case: Case
+    status: str  # "unavailable", "failed" or "over-budget"
+    reason: str
+    where: str = ""  # which measurement, e.g. "train_step block, repeat 2"
+
+
+@dataclasses.dataclass(frozen=True)
+class Finish:
+    """The last record of a run that ended (a killed run has none: it is incomplete)."""
+
+    kind: ClassVar[str] = "finish"
+    finished: str
+    complete: bool  # every planned measurement was attempted
+    exit_status: int | None = None
+    note: str = ""
+
+
+RECORD_TYPES: tuple[type, ...] = (Start, Machine, Loaded, FirstStep, Block, Overhead, Training, HeldOut, Memory)
+RECORD_TYPES += (Skipped, Finish)
+BY_KIND: dict[str, type] = {cls.kind: cls for cls in RECORD_TYPES}
+Record = Any  # one of RECORD_TYPES
+
+
+def to_json(record: Record) -> dict[str, Any]:
+    """A record as a JSON object, with its kind."""
+    return {"kind": record.kind, **dataclasses.asdict(record)}
+
+
+def from_json(obj: Any, where: str = "record") -> Record:
+    """A record from its JSON object; RecordError naming the field when a value has the wrong type."""
+    if not isinstance(obj, dict):
+        raise RecordError(f"{where}: must be a JSON object, got {type(obj).__name__}")
+    kind = obj.get("kind")
+    if kind not in BY_KIND:
+        raise RecordError(f"{where}: unknown kind {kind!r}; known: {', '.join(BY_KIND)}")
+    return _build(BY_KIND[kind], {k: v for k, v in obj.items() if k != "kind"}, f"{where} ({kind})")
+
+
+def _build(cls: type, obj: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(obj) - set(fields))
+    if unknown:
+        raise RecordError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(fields)}")
+    values = {}
+    for name, field in fields.items():
+        if name not in obj:
+            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+                raise RecordError(f"{where}: missing field {name!r}")
+            continue
+        values[name] = _check(obj[name], hints[name], f"{where}.{name}")
+    return cls(**values)
+
+
+def _check(value: Any, hint: Any, where: str) -> Any:
+    """`value` if it fits the type hint (a Case is built from its object); RecordError otherwise."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _check(value, arg, where)
+            except RecordError as err:
+                errors.append(str(err))
+        raise RecordError(errors[0])
+    if hint is Case:
+        if not isinstance(value, dict):
+            raise RecordError(f"{where}: must be an object with backend, mode, device, size")
+        return _build(Case, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise RecordError(f"{where}: must be a list, got {type(value).__name__}")
+        return [_check(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise RecordError(f"{where}: must be an object, got {type(value).__name__}")
+        return value
+    if hint is Any:
+        return value
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok:
+            raise RecordError(f"{where}: must be a finite number, got {value!r:.40}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecordError(f"{where}: must be an integer, got {value!r:.40}")
+        return value
+    if hint in (str, bool) and not isinstance(value, hint):
+        raise RecordError(f"{where}: must be a {hint.__name__}, got {value!r:.40}")
+    return value
+
+
+class Writer:
+    """Appends records to a run's records file, each flushed and fsynced before `write` returns."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / FILE
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+
+    def write(self, record: Record) -> None:
+        line = json.dumps(to_json(record), allow_nan=False, separators=(",", ":"))
+        self._file.write(line + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclasses.dataclass
+class RunRecords:
+    """Everything a run folder holds, read back."""
+
+    path: Path
+    records: list[Record]
+    torn: bool = False  # the last line was cut off (the process was killed while writing it)
+    migrated_from: int | None = None  # the schema the folder was written in, when it was upgraded
+
+    def of(self, cls: type) -> list[Any]:
+        """The records of one type, in the order they were written."""
+        return [r for r in self.records if isinstance(r, cls)]
+
+    @property
+    def start(self) -> Start:
+        starts = self.of(Start)
+        if not starts:
+            raise RecordError(f"{self.path}: no start record")
+        return starts[0]
+
+    @property
+    def machine(self) -> Machine | None:
+        """The last machine record: a run writes one at its start and one, with the threads in force, at its end."""
+        machines = self.of(Machine)
+        return machines[-1] if machines else None
+
+    @property
+    def finish(self) -> Finish | None:
+        finishes = self.of(Finish)
+        return finishes[-1] if finishes else None
+
+    @property
+    def complete(self) -> bool:
+        """The run ended and attempted every planned measurement."""
+        return self.finish is not None and self.finish.complete
+
+    @property
+    def name(self) -> str:
+        return self.path.resolve().name
+
+    def cases(self) -> list[Case]:
+        """Every case the run mentions, in the order first seen."""
+        seen: dict[Case, None] = {}
+        for r in self.records:
+            case = getattr(r, "case", None)
+            if isinstance(case, Case):
+                seen.setdefault(case)
+        return list(seen)
+
+
+def read(folder: str | os.PathLike[str]) -> RunRecords:
+    """Read a run folder: records.jsonl, or an older layout through `benchmarks.migrate`."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise RecordError(f"{path}: no such run folder")
+    file = path / FILE
+    if not file.exists():
+        from benchmarks import migrate
+
+        return migrate.upgrade(path)
+    try:
+        lines = file.read_text(encoding="utf-8").split("\n")
+    except (OSError, UnicodeDecodeError) as err:
+        raise RecordError(f"{file}: cannot read it ({str(err).splitlines()[0]})") from None
+    records, torn = [], False
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            if number - 1 == last:  # killed mid-write: the line in flight is lost, nothing else
+                torn = True
+                continue
+            raise RecordError(f"{file}, line {number}: not JSON") from None
+        records.append(from_json(obj, f"{file.name}, line {number}"))
+    run = RunRecords(path, records, torn)
+    start = run.start
+    if start.schema != SCHEMA:
+        raise RecordError(f"{file}: schema {start.schema}, this version reads {SCHEMA}")
+    return run
