@@ -145,15 +145,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     complete = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not stopped
     state.harness.finish(complete, int(exitstatus))
     state.writer.close()
+    if state.caches is not None:
+        shutil.rmtree(state.caches, ignore_errors=True)
     final = runs.finish_run(state.folder, complete)
     state.alive.close()
     state.folder = final
-    if state.caches is not None:
-        shutil.rmtree(state.caches, ignore_errors=True)
-    try:
+    try:  # a kill from here on leaves a folder without tables, never latest; the next command renders it
         state.summary = _render(final)
     except Exception as err:  # the records are saved; a report bug must not lose them
-        state.problems.append(f"report failed ({one_line(err)}); regenerate with: python -m benchmarks.report {final}")
+        state.problems.append(f"report failed ({one_line(err)})")
+    if state.problems:
+        state.problems.append(f"regenerate the report with: python -m benchmarks.report {final}")
         return
     if not complete:
         state.problems.append("the run did not finish: not published as latest")

@@ -6,6 +6,7 @@ entry here. Task sizes take their defaults and bounds from `TaskConfig`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -100,7 +101,7 @@ OPTIONS: tuple[Option, ...] = (
     _task("hidden_size", int, "RNN hidden units"),
     _task("seq_len", int, "time steps per window"),
     _task("batch_size", int, "streams per window"),
-    _task("lr", float, "Adam learning rate", low=None),
+    Option("lr", float, _TASK_DEFAULTS["lr"], "Adam learning rate", 1e-12, 1e3, task=True),
     Option("threads", int, 1, "threads for every framework and native thread pool", 1, 256),
     Option("rounds", int, 100, "timed rounds per step block", 1, 1_000_000),
     Option("repeats", int, 5, "step blocks per case, taken in turn across cases", 1, 1000),
@@ -121,10 +122,10 @@ def _number(option: Option, raw: Any) -> Any:
     except (TypeError, ValueError, OverflowError):
         kind = "an integer" if option.kind is int else "a number"
         raise OptionError(f"{option.flag} must be {kind}, got {raw!r:.40}") from None
-    if option.kind is float and value != value:
-        raise OptionError(f"{option.flag} must be a number, got {raw!r:.40}")
+    if option.kind is float and not math.isfinite(value):
+        raise OptionError(f"{option.flag} must be a finite number, got {raw!r:.40}")
     low, high = option.low, option.high
-    if (low is not None and value < low) or (high is not None and value > high) or value in (float("inf"),):
+    if (low is not None and value < low) or (high is not None and value > high):
         lo = "" if low is None else f"{low:g}"
         raise OptionError(f"{option.flag} must be in [{lo}, {'' if high is None else f'{high:g}'}], got {raw!r:.40}")
     return value

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
-from benchmarks import atomic
+from benchmarks import atomic, records
 from benchmarks.records import FILE
 
 PARTIAL = ".partial"
@@ -61,6 +61,14 @@ def new_run(results_dir: Path) -> tuple[Path, IO[str]]:
     raise RuntimeError(f"cannot create a new run folder in {runs}")
 
 
+def _finished(folder: Path) -> bool:
+    """Whether the run's records end with a complete Finish."""
+    try:
+        return records.read(folder).complete
+    except (records.RecordError, OSError):
+        return False
+
+
 def _alive(folder: Path) -> bool:
     """Whether the run writing `folder` still runs (it holds the lock on its .running file)."""
     try:
@@ -85,15 +93,29 @@ def finish_run(partial: Path, complete: bool) -> Path:
 
 
 def recover(results_dir: Path, render: Callable[[Path], object] | None = None) -> list[Path]:
-    """Label every partial run whose process has died as incomplete, and render it; returns those folders."""
+    """Finish every partial run whose process has died, and render it; returns those folders. A run killed
+    before its last record is labelled incomplete (a Finish record saying so is appended); one killed
+    after that (while its report was being written) was already renamed: it is rendered, not published."""
     runs = results_dir / "runs"
-    found = []
+    found: list[Path] = []
     if not runs.is_dir():
         return found
+    for folder in sorted(runs.iterdir()):  # finished, but killed while its report was being written
+        if folder.is_dir() and not folder.name.endswith(PARTIAL) and (folder / FILE).exists():
+            if not (folder / "comparison.md").exists() and render is not None:
+                with contextlib.suppress(Exception):
+                    render(folder)
+                    found.append(folder)
     for partial in sorted(runs.glob("*" + PARTIAL)):
         if not partial.is_dir() or _alive(partial):
             continue
-        final = finish_run(partial, complete=False)
+        finished = _finished(partial)
+        if not finished and (partial / FILE).exists():
+            writer = records.Writer(partial)
+            stamp = dt.datetime.now().isoformat(timespec="seconds")
+            writer.write(records.Finish(stamp, False, None, "the run's process died; labelled by a later command"))
+            writer.close()
+        final = finish_run(partial, complete=finished)
         found.append(final)
         if render is not None and (final / FILE).exists():
             with contextlib.suppress(Exception):  # the folder is labelled; a report can be made later

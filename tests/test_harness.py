@@ -2,7 +2,6 @@
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -10,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import records
+
 ROOT = Path(__file__).resolve().parent.parent
-TINY = ["--seeds", "1", "--train-steps", "20", "--rounds", "5", "--warmup-rounds", "1", "--repeats", "2", "--no-memory"]
+TINY = ["--seeds=1", "--train-steps=20", "--rounds=5", "--warmup-rounds=1", "--repeats=2", "--no-memory"]
+NUMPY = records.Case("numpy", "eager", "cpu", "32x1x10")
 
 
 def bench_cmd(results: Path, *args: str) -> list[str]:
@@ -32,23 +34,28 @@ def sitecustomize_env(tmp_path: Path, code: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
-def test_tiny_run_writes_tables_and_plots_and_keeps_old_runs(tmp_path):
-    first = bench(tmp_path, "--backends", "numpy,torch-cell", *TINY)
+def read(run: Path) -> records.RunRecords:
+    return records.read(run)
+
+
+def test_tiny_run_writes_records_tables_and_plots_and_keeps_old_runs(tmp_path):
+    first = bench(tmp_path, "--backends", "numpy,torch-cell", "--modes=default", *TINY)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert "[accuracy] numpy@cpu seed 1/1" in first.stdout
+    assert "[accuracy] numpy eager @cpu seed 1/1" in first.stdout
     results = tmp_path / "results"
     run = (results / "latest").resolve()
-    for name in ("benchmark.json", "run.json", "comparison.md", "comparison.csv"):
+    for name in ("records.jsonl", "benchmark.json", "comparison.md", "comparison.csv"):
         assert (run / name).stat().st_size > 0, name
-    for name in ("predictions.png", "loss_curves.png", "step_times.png"):
-        assert (run / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert any(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in run.glob("*.png"))
     table = (run / "comparison.md").read_text()
-    assert "| numpy | cpu |" in table and "| torch-cell | cpu |" in table
-    entries = [b["extra_info"] for b in json.loads((run / "benchmark.json").read_text())["benchmarks"]]
-    assert {e["kind"] for e in entries} == {"train_step", "predict", "training_run", "harness_overhead"}
-    timed = [(e.get("repeat"), e["backend"], e["kind"]) for e in entries if e["kind"] in ("train_step", "predict")]
+    assert "| numpy | eager | cpu |" in table and "| torch-cell | eager | cpu |" in table
+    got = read(run)
+    assert got.complete and got.start.schema == records.SCHEMA
+    blocks = [(b.repeat, b.case.backend, b.op) for b in got.of(records.Block)]
     # the repeats go in turn across backends: every backend's first block, then every backend's second
-    assert timed == [(r, b, k) for r in (0, 1) for b in ("numpy", "torch-cell") for k in ("train_step", "predict")]
+    assert blocks == [(r, b, k) for r in (0, 1) for b in ("numpy", "torch-cell") for k in ("train_step", "predict")]
+    assert [f.case.backend for f in got.of(records.FirstStep)] == ["numpy", "torch-cell"]
+    assert len(got.of(records.Training)) == 2 and len(got.of(records.Overhead)) == 1
     assert str(run) in first.stdout
 
     second = bench(tmp_path, "--backends", "numpy", *TINY)
@@ -62,25 +69,27 @@ def test_tiny_run_writes_tables_and_plots_and_keeps_old_runs(tmp_path):
 
 def test_missing_framework_is_an_unavailable_row(tmp_path):
     env = sitecustomize_env(tmp_path, "import sys\nsys.modules['tensorflow'] = None\n")
-    result = bench(tmp_path, "--backends", "numpy,keras-simplernn", *TINY, env=env)
+    result = bench(tmp_path, "--backends", "numpy,keras-simplernn", "--modes=default", *TINY, env=env)
     assert result.returncode == 0, result.stdout[-3000:]
-    assert re.search(r"keras-simplernn +cpu +unavailable: keras-simplernn: cannot import", result.stdout)
-    table = ((tmp_path / "results" / "latest").resolve() / "comparison.md").read_text()
-    assert "unavailable: keras-simplernn: cannot import its framework" in table
-    assert "| numpy | cpu |" in table
+    run = (tmp_path / "results" / "latest").resolve()
+    skipped = read(run).of(records.Skipped)
+    assert [(s.case.backend, s.status) for s in skipped] == [("keras-simplernn", "unavailable")]
+    table = (run / "comparison.md").read_text()
+    assert "keras-simplernn: cannot import its framework" in table
+    assert "| numpy | eager | cpu |" in table
 
 
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--seeds", "0"], "--seeds must be an integer >= 1, got '0'"),
-        (["--repeats", "0"], "--repeats must be an integer >= 1, got '0'"),
-        (["--threads", "two"], "--threads must be an integer >= 1, got 'two'"),
-        (["--hidden-size", "-4"], "--hidden-size must be an integer >= 1, got '-4'"),
+        (["--seeds", "0"], "--seeds must be in [1, 1000], got '0'"),
+        (["--threads=²"], "--threads must be an integer, got '²'"),
         (["--device", "tpu"], "--device must be one of auto, cpu, cuda, all, got 'tpu'"),
         (["--backends", "caffe"], "--backends: unknown caffe; known: numpy, torch-rnn"),
         (["--results-dir="], "--results-dir must name a folder, got ''"),
-        (["--results-dir=README.md"], "--results-dir must be a folder, but 'README.md' is a file"),
+        (["--results-dir=README.md/x"], "--results-dir 'README.md/x': README.md is a file, not a folder"),
+        (["--backends=numpy", "--device=cuda"], "no case to measure: --backends=numpy"),
+        (["--benchmark-json=/nonexistent/b.json"], "--benchmark-json /nonexistent/b.json: folder /nonexistent"),
     ],
 )
 def test_bad_option_is_one_line_error(tmp_path, args, message):
@@ -98,10 +107,10 @@ def test_memory_is_measured_in_a_child_process():
     import numpy as np
 
     from backends.task import TaskConfig
-    from benchmarks.memory import measure_in_child
+    from benchmarks.harness.memory import measure_in_child
 
     ballast = np.ones(300 * 2**20 // 8)  # 300 MiB resident in the parent
-    got = measure_in_child("numpy", "cpu", dataclasses.asdict(TaskConfig()))
+    got = measure_in_child(NUMPY, dataclasses.asdict(TaskConfig()))
     assert got["peak_rss_bytes"] > got["baseline_rss_bytes"] > 0
     assert got["peak_rss_bytes"] < 200 * 2**20, got
     assert got["gpu_peak_bytes"] is None
@@ -113,12 +122,12 @@ def test_a_failing_memory_child_gives_an_error_not_an_exception():
     import dataclasses
 
     from backends.task import TaskConfig
-    from benchmarks.memory import FIELDS, measure_in_child
+    from benchmarks.harness.memory import FIELDS, measure_in_child
 
     fields = dataclasses.asdict(TaskConfig())
-    slow = measure_in_child("numpy", "cpu", fields, timeout=0.001)
+    slow = measure_in_child(NUMPY, fields, timeout=0.001)
     assert slow == {**dict.fromkeys(FIELDS), "error": "the memory child took over 0.001 s"}
-    broken = measure_in_child("caffe", "cpu", fields)
+    broken = measure_in_child(records.Case("caffe", "eager", "cpu", "32x1x10"), fields)
     assert broken["peak_rss_bytes"] is None and "unknown backend" in broken["error"], broken
 
 
@@ -131,7 +140,7 @@ def test_interrupted_run_keeps_earlier_results(tmp_path):
     cmd = bench_cmd(results, "--backends=numpy", "--seeds=50", "--train-steps=300", "--no-memory")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:  # interrupt in the middle of the accuracy runs
-        if "[accuracy] numpy@cpu seed 3/50" in line:
+        if "[accuracy] numpy eager @cpu seed 3/50" in line:
             proc.send_signal(signal.SIGINT)
             break
     proc.communicate(timeout=120)
@@ -141,17 +150,21 @@ def test_interrupted_run_keeps_earlier_results(tmp_path):
     names = [p.name for p in (results / "runs").iterdir()]
     assert not any(n.endswith(".partial") for n in names)
     assert sum(n.endswith("-incomplete") for n in names) == 1  # what it measured is kept, not published
+    stopped = next(p for p in (results / "runs").iterdir() if p.name.endswith("-incomplete"))
+    assert len(read(stopped).of(records.Training)) >= 3  # every finished seed is kept
+    assert (stopped / "comparison.md").exists()
 
 
 def test_every_native_thread_pool_gets_the_requested_count(tmp_path):
     """numpy's BLAS reads its thread count when numpy loads: the pin must come before that."""
-    result = bench(tmp_path, "--backends=numpy,torch-cell", "--threads=1", *TINY)
+    result = bench(tmp_path, "--backends=numpy,torch-cell", "--modes=default", "--threads=1", *TINY)
     assert result.returncode == 0, result.stdout[-3000:]
-    info = json.loads(((tmp_path / "results" / "latest").resolve() / "benchmark.json").read_text())["machine_info"]
-    pools = info["threads"]["native_pools"]
+    threads = read((tmp_path / "results" / "latest").resolve()).machine.threads
+    pools = threads["native_pools"]
     assert any(p["user_api"] == "blas" for p in pools), pools
     assert {p["num_threads"] for p in pools} == {1}, pools
-    assert info["threads"]["frameworks"]["torch"] == {"intra_op": 1, "inter_op": 1}
+    assert threads["frameworks"]["torch"] == {"intra_op": 1, "inter_op": 1}
+    assert threads["mismatch"] == []
 
 
 def test_a_repeat_after_a_failed_one_starts_from_a_fresh_backend(tmp_path):
@@ -170,46 +183,43 @@ def test_a_repeat_after_a_failed_one_starts_from_a_fresh_backend(tmp_path):
     )
     result = bench(tmp_path, "--backends=numpy", *TINY, env=sitecustomize_env(tmp_path, broken))
     assert result.returncode == 1, result.stdout[-3000:]
-    run = (tmp_path / "results" / "latest").resolve()
-    meta = json.loads((run / "run.json").read_text())
-    assert meta["failed"] == {"numpy@cpu": "test_train_step (repeat 0): RuntimeError: third step fails"}
-    steps = [b["extra_info"] for b in json.loads((run / "benchmark.json").read_text())["benchmarks"]]
-    steps = [e for e in steps if e["kind"] == "train_step"]
-    assert [e["repeat"] for e in steps] == [1] and steps[0]["first_step_seconds"] is not None
+    run = read((tmp_path / "results" / "latest").resolve())
+    failed = [(s.case.backend, s.status, s.where, s.reason) for s in run.of(records.Skipped)]
+    assert failed == [("numpy", "failed", "train_step block, repeat 0", "RuntimeError: third step fails")]
+    steps = [b.repeat for b in run.of(records.Block) if b.op == "train_step"]
+    assert steps == [1] and len(run.of(records.FirstStep)) == 0  # the fresh repeat-1 backend is not a first step
 
 
 def test_cuda_without_gpu_is_an_unavailable_row_not_a_cpu_run(tmp_path):
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU; the check is for machines without one")
-    result = bench(tmp_path, "--backends=torch-rnn", "--device=cuda", *TINY)
+    result = bench(tmp_path, "--backends=torch-rnn", "--device=cuda", "--modes=default", *TINY)
     assert result.returncode == 0, result.stdout[-3000:]
-    run = (tmp_path / "results" / "latest").resolve()
-    table = (run / "comparison.md").read_text()
-    assert "| torch-rnn | cuda | unavailable: torch-rnn: PyTorch sees no CUDA GPU" in table
-    timed = [
-        b
-        for b in json.loads((run / "benchmark.json").read_text())["benchmarks"]
-        if b["extra_info"]["kind"] != "harness_overhead"
-    ]
-    assert timed == []  # nothing was measured under a cuda label
+    run = (tmp_path / "results" / "runs").iterdir().__next__()
+    assert not (tmp_path / "results" / "latest").exists()  # no row measured: never latest
+    got = read(run)
+    assert [(s.case.device, s.status) for s in got.of(records.Skipped)] == [("cuda", "unavailable")]
+    assert "PyTorch sees no CUDA GPU" in (run / "comparison.md").read_text()
+    assert got.of(records.Block) == []  # nothing was measured under a cuda label
 
 
 def test_a_backend_that_raises_is_a_failed_row(tmp_path):
     """A bug in a backend (simulated: its predict raises) fails that benchmark and shows in the table."""
     broken = "import backends.numpy_rnn as m\ndef broken(self, x):\n    raise RuntimeError('predict is broken')\n"
     env = sitecustomize_env(tmp_path, broken + "m.NumpyRNN._predict = broken\n")
-    result = bench(tmp_path, "--backends=numpy,torch-cell", *TINY, env=env)
+    result = bench(tmp_path, "--backends=numpy,torch-cell", "--modes=default", *TINY, env=env)
     assert result.returncode == 1, result.stdout[-3000:]
     run = (tmp_path / "results" / "latest").resolve()
-    assert json.loads((run / "run.json").read_text())["failed"] == {
-        "numpy@cpu": "test_predict (repeat 0): RuntimeError: predict is broken"
-    }
+    failed = [(s.case.backend, s.where, s.reason) for s in read(run).of(records.Skipped)]
+    assert failed == [("numpy", "predict block, repeat 0", "RuntimeError: predict is broken")]
     table = (run / "comparison.md").read_text()
-    assert "; failed: test_predict (repeat 0): RuntimeError: predict is broken |" in table
-    assert "| torch-cell | cpu |" in table
+    assert "RuntimeError: predict is broken" in table
+    assert "| torch-cell | eager | cpu |" in table
 
-    stopped = bench(tmp_path, "--backends=numpy,torch-cell", *TINY, "-x", env=env)  # stops at that failure
+    stopped = bench(
+        tmp_path, "--backends=numpy,torch-cell", "--modes=default", *TINY, "-x", env=env
+    )  # stops at that failure
     assert stopped.returncode == 1, stopped.stdout[-3000:]
     assert (tmp_path / "results" / "latest").resolve() == run  # a run cut short is not published
     assert sum(p.name.endswith("-incomplete") for p in (tmp_path / "results" / "runs").iterdir()) == 1
