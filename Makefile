@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: bench test lint format report clean
+.PHONY: bench sweep test lint format report clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 
 bench: $(STAMP)
 	$(PY) -m pytest --benchmark-only $(ARGS)
+
+sweep: $(STAMP)
+	$(PY) -m benchmarks.sweep $(ARGS)
 
 test: $(STAMP) lint
 	$(PY) -m pytest tests --benchmark-skip $(ARGS)
