@@ -135,8 +135,18 @@ def _render(folder: Path) -> list[str]:
     return render(folder)[1]
 
 
-@pytest.hookimpl(tryfirst=True)  # our records do not depend on pytest-benchmark's JSON, saved after this
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # around pytest-benchmark's wrapper, which saves its JSON
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Any:
+    """Finish the run after pytest-benchmark's save, whether or not that save worked: our records never
+    depend on it. Our table is printed last."""
+    try:
+        return (yield)
+    finally:
+        _finish_run(session, exitstatus)
+        _print_summary(session.config)
+
+
+def _finish_run(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(SESSION, None)
     if state is None:
         return
@@ -169,12 +179,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             state.problems.append(f"cannot publish the run as latest ({err})")
 
 
-@pytest.hookimpl(trylast=True)  # after pytest-benchmark's tables: the last thing on screen
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    state = terminalreporter.config.stash.get(SESSION, None)
-    if state is None:
+def _print_summary(config: pytest.Config) -> None:
+    state = config.stash.get(SESSION, None)
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if state is None or tr is None:
         return
-    tr = terminalreporter
     tr.section("rnn-bench comparison")
     for line in state.summary:
         tr.write_line(line)

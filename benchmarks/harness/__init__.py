@@ -23,7 +23,7 @@ from backends.training import run_training
 from benchmarks import records
 from benchmarks.harness import machine, memory
 from benchmarks.harness.noop import NoopBackend
-from benchmarks.harness.timing import Timer, calls_per_round, cycling, plain_timer
+from benchmarks.harness.timing import Timer, calls_per_round, plain_timer, rounds_of
 from benchmarks.options import Options
 from benchmarks.plan import Plan, Work
 from benchmarks.records import Case
@@ -143,12 +143,12 @@ class Harness:
         first = time.perf_counter() - start
         if kept is None and op == "train_step" and work.repeat == 0:
             self._write(records.FirstStep(case, first))
-        call = cycling(fn, args)
         key = (case, op)
         if key not in self._calls:
-            self._calls[key] = calls_per_round(call, self.opts.min_round_us * 1e-6)
+            self._calls[key] = calls_per_round(fn, args, self.opts.min_round_us * 1e-6)
         backend.synchronize()
-        seconds = timer(call, self.opts.rounds, self.opts.warmup_rounds, self._calls[key])
+        run_round = rounds_of(fn, args, self._calls[key])
+        seconds = timer(run_round, self.opts.rounds, self.opts.warmup_rounds, self._calls[key])
         self._write(records.Block(case, op, work.repeat, self._calls[key], seconds))
         if work.repeat < self.plan.repeats - 1:
             self._kept[key] = backend
@@ -157,9 +157,9 @@ class Harness:
         """A step that does nothing, through the same path: what the harness itself costs per timed call."""
         backend = NoopBackend(self.opts.config)
         backend.set_weights(initial_weights(self.opts.config))
-        call = cycling(backend.train_step, self._windows(backend)[:10])
-        calls = calls_per_round(call, self.opts.min_round_us * 1e-6)
-        seconds = timer(call, self.opts.rounds, self.opts.warmup_rounds, calls)
+        windows = self._windows(backend)
+        calls = calls_per_round(backend.train_step, windows, self.opts.min_round_us * 1e-6)
+        seconds = timer(rounds_of(backend.train_step, windows, calls), self.opts.rounds, self.opts.warmup_rounds, calls)
         self._write(records.Overhead(calls, seconds))
 
     def _training(self, case: Case) -> None:
