@@ -1,0 +1,111 @@
+"""python -m benchmarks.report: render a run, compare runs, merge runs. Bad input: one line on stderr, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmarks.records import RecordError
+from benchmarks.report import write
+
+COMMANDS = ("render", "compare", "merge")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse prints usage and exits 2: one line is enough
+        raise RecordError(f"{self.prog}: {message}")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = _Parser(
+        prog="python -m benchmarks.report",
+        description="Tables and plots from saved runs. Without a command: render RUN_DIR.",
+        epilog="python -m benchmarks.report COMMAND --help for each command",
+    )
+    sub = top.add_subparsers(dest="command", metavar="{render,compare,merge}", parser_class=_Parser)
+    render = sub.add_parser(
+        "render",
+        help="comparison.md, comparison.csv, summary.txt and plots of a run folder (the default command)",
+        description="Write comparison.md, comparison.csv, summary.txt and the plots into a run folder.",
+    )
+    render.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
+                        help="run folder (default: results/latest, else the newest run in results/runs)")  # fmt: skip
+    render.add_argument("--out", metavar="DIR", help="write there instead of into the run folder")
+    render.add_argument("--no-plots", action="store_true", help="tables only (plots take seconds each)")
+    compare = sub.add_parser(
+        "compare",
+        help="B against A: changes beyond the run-to-run noise",
+        description=(
+            "Compare run(s) B against run(s) A per case: step and predict medians, first step, peak memory and "
+            "the held-out metric. Give several runs per side, comma-separated (A1,A2 B1,B2): the spread of "
+            "their values is the run-to-run noise and a change must exceed it. With one run per side the spread "
+            "between repeats inside each run and a relative threshold decide (the rule is printed with the table)."
+        ),
+    )
+    compare.add_argument("a", metavar="RUN_A", help="run folder(s) A, comma-separated")
+    compare.add_argument("b", metavar="RUN_B", help="run folder(s) B, comma-separated")
+    compare.add_argument(
+        "--out", metavar="FILE", help="markdown file to write (default: results/compare-B-vs-A.md); never inside a run"
+    )
+    merge = sub.add_parser(
+        "merge",
+        help="runs of several machines in one table and one plot",
+        description=(
+            "One table and one step-time plot of several runs, rows labelled by machine; each row's speed-up is "
+            "against its own run's torch-rnn eager on the same device."
+        ),
+    )
+    merge.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
+    merge.add_argument("--out", metavar="DIR", help="output folder (default: results/merged); never inside a run")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The CLI; returns the exit status (2 for bad input, with one line on stderr)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or (args[0] not in COMMANDS and args[0] not in ("-h", "--help")):
+        args.insert(0, "render")
+    try:
+        ns = parser().parse_args(args)
+        if ns.command == "compare":
+            from benchmarks.report import compare
+
+            text, path = compare.write_compare(_runs(ns.a), _runs(ns.b), ns.out)
+            print(text, end="")
+            print(f"wrote {path}")
+        elif ns.command == "merge":
+            from benchmarks.report import merge
+
+            for path in merge.write_merge([Path(r) for r in ns.runs], ns.out):
+                print(f"wrote {path}")
+        else:
+            run_dir = Path(ns.run_dir) if ns.run_dir else write.newest_run()
+            written, summary = write.render(run_dir, ns.out, plots=not ns.no_plots)
+            print("\n".join(summary))
+            for path in written:
+                print(f"wrote {path}")
+        return 0
+    except RecordError as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the inputs were fine but an output could not be written (read-only, disk full)
+        print(f"error: cannot write the report: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
+    except Exception as err:  # records that pass their types yet make no sense to the report: one line still
+        print(
+            f"error: unexpected content in the run ({type(err).__name__}: {' '.join(str(err).split())})",
+            file=sys.stderr,
+        )
+        return 2
+
+
+def _runs(text: str) -> list[Path]:
+    paths = [Path(p) for p in text.split(",") if p.strip()]
+    if not paths:
+        raise RecordError(f"no run folder in {text!r}")
+    return paths
+
+
+if __name__ == "__main__":
+    sys.exit(main())
