@@ -4,18 +4,41 @@
 Like the seed, this backend trains both by default: 32 more parameters than the canonical
 model, and under Adam the effective bias moves about twice as fast. `freeze_bias_hh=True`
 holds `bias_hh` at zero, which makes the model exactly the canonical one.
+
+Modes: eager (loss.backward(), torch.optim.Adam), compile (the whole step as one torch.compile
+graph; Dynamo traces nn.RNN only with `allow_rnn`), cuda-graph (CUDA only).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from backends._torch_common import TorchBackend
+from backends._torch_common import TorchBackend, loss_grad_adam
 from backends.task import TaskConfig
+
+
+def rnn_forward(module: nn.Module, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """nn.RNN over the window, the linear head on the whole output sequence."""
+    out, h_last = module["rnn"](x, h)
+    return module["head"](out), h_last
+
+
+def rnn_step(
+    module: nn.Module,
+    params: list[torch.Tensor],
+    exp_avg: list[torch.Tensor],
+    exp_avg_sq: list[torch.Tensor],
+    step: torch.Tensor,
+    hyper: torch.Tensor,
+    h: torch.Tensor,
+    x: torch.Tensor,
+    y: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One training step for torch.compile: forward, gradients, Adam (one code object for every instance)."""
+    q, h_last = rnn_forward(module, x, h)
+    return loss_grad_adam(q, y, h_last, params, exp_avg, exp_avg_sq, step, hyper)
 
 
 class TorchRNN(TorchBackend):
@@ -23,12 +46,20 @@ class TorchRNN(TorchBackend):
 
     name = "torch-rnn"
     parity_options = {"freeze_bias_hh": True}
+    step_function = staticmethod(rnn_step)
+    dynamo_settings = {"allow_rnn": True}
 
     def __init__(
-        self, config: TaskConfig, device: str = "cpu", freeze_bias_hh: bool = False, cuda_graph: bool = False
+        self,
+        config: TaskConfig,
+        device: str = "cpu",
+        freeze_bias_hh: bool = False,
+        compile: bool = False,
+        cuda_graph: bool = False,
+        fused: bool = False,
     ) -> None:
         self.freeze_bias_hh = bool(freeze_bias_hh)
-        super().__init__(config, device, cuda_graph=cuda_graph)
+        super().__init__(config, device, compile=compile, cuda_graph=cuda_graph, fused=fused)
 
     def build(self) -> nn.Module:
         module = nn.ModuleDict(
@@ -41,12 +72,11 @@ class TorchRNN(TorchBackend):
         return module
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out, h_last = self.module["rnn"](x, h)
-        return self.module["head"](out), h_last
+        return rnn_forward(self.module, x, h)
 
     def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
         rnn, head = self.module["rnn"], self.module["head"]
-        with torch.no_grad():
+        with torch.no_grad():  # copy_ into the parameters: nothing keeps the caller's arrays
             rnn.weight_ih_l0.copy_(torch.from_numpy(weights["W_xh"].T.copy()))
             rnn.weight_hh_l0.copy_(torch.from_numpy(weights["W_hh"].T.copy()))
             rnn.bias_ih_l0.copy_(torch.from_numpy(weights["b_h"]))
@@ -74,17 +104,10 @@ class TorchRNN(TorchBackend):
     def param_count(self) -> int:
         return sum(p.numel() for p in self.trainable())
 
-    def info(self) -> dict[str, Any]:
-        kernel = "cuDNN RNN" if self.torch_device.type == "cuda" and torch.backends.cudnn.enabled else "ATen RNN"
+    def kernel(self) -> str:
         biases = "bias_hh frozen at 0" if self.freeze_bias_hh else "both biases trained"
-        return {**super().info(), "kernel": f"{kernel}, {biases}"}
-
-
-class TorchRNNGraph(TorchRNN):
-    """torch-rnn with the whole training step captured once in a CUDA graph and replayed."""
-
-    name = "torch-rnn-graph"
-    devices = ("cuda",)
-
-    def __init__(self, config: TaskConfig, device: str = "cuda", freeze_bias_hh: bool = False) -> None:
-        super().__init__(config, device, freeze_bias_hh=freeze_bias_hh, cuda_graph=True)
+        if self.compile:
+            generated = "C++" if self.torch_device.type == "cpu" else "Triton"
+            return f"nn.RNN traced by Dynamo, inductor {generated} kernels, {biases}"
+        cudnn = self.torch_device.type == "cuda" and torch.backends.cudnn.enabled
+        return f"{'cuDNN RNN' if cudnn else 'ATen RNN'}, {biases}"

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+import backends
 from backends import TaskConfig
 from backends.task import initial_weights, window
 from backends.training import run_training
@@ -121,10 +122,28 @@ def test_bad_weights_are_rejected(case, make_backend, change, message):
         np.testing.assert_array_equal(v, before[k])
 
 
+def test_backend_owns_its_weights(case, make_backend):
+    """Changing the caller's dict after set_weights changes nothing (some frameworks keep the buffer given)."""
+    x, y = window(SMALL, 0)
+    expected = make_backend(case, SMALL).train_step(x, y)
+    b = make_backend(case, SMALL)
+    weights = initial_weights(SMALL)
+    b.set_weights(weights)
+    for value in weights.values():
+        value[...] = 55.0
+    assert b.train_step(x, y) == pytest.approx(expected, rel=1e-6, abs=1e-9)
+
+
 @pytest.mark.slow
 def test_converges_on_the_seed_task(case, make_backend):
-    """300 steps of the seed's task from seed 0 reach held-out MSE below 0.05."""
-    result = run_training(make_backend(case, TaskConfig()))
+    """300 steps of the seed's task from seed 0 reach held-out MSE below 0.05. The canonical model only:
+    torch-rnn's second trained bias makes training at lr 0.02 chaotic enough that a 1e-7 difference per
+    step (eager vs compiled) decides whether a seed converges."""
+    try:
+        options = backends.backend_class(case[0]).parity_options
+    except backends.BackendUnavailable as err:
+        pytest.skip(str(err))
+    result = run_training(make_backend(case, TaskConfig(), **options))
     assert not result.diverged
     assert len(result.losses) == 300
     assert result.held_out_mse < 0.05, f"held-out MSE {result.held_out_mse:.4f}"
