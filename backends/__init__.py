@@ -78,7 +78,10 @@ REGISTRY: dict[str, Entry] = {
         "jax",
         {
             "jit": Mode(about="lax.scan, forward + grad + optax Adam in one jax.jit"),
-            "fast": Mode({"fast": True}, about="fully unrolled, donated buffers"),
+            "fast": Mode(
+                {"fast": True},
+                about="scan fully unrolled, donated buffers, synchronous CPU dispatch if loaded before JAX runs",
+            ),
         },
         DEVICES,
     ),
@@ -88,6 +91,9 @@ REGISTRY: dict[str, Entry] = {
         {
             "function": Mode(about="SimpleRNN(stateful=True), GradientTape + Adam in tf.function"),
             "xla": Mode({"jit_compile": True}, about="the same step with jit_compile=True"),
+            "xla-concrete": Mode(
+                {"jit_compile": True, "concrete": True}, about="the XLA step's traced ConcreteFunction called directly"
+            ),
         },
         DEVICES,
     ),
@@ -97,6 +103,9 @@ REGISTRY: dict[str, Entry] = {
         {
             "function": Mode(about="the formula as tf.Variables, GradientTape + Adam in tf.function"),
             "xla": Mode({"jit_compile": True}, about="the same step with jit_compile=True"),
+            "xla-concrete": Mode(
+                {"jit_compile": True, "concrete": True}, about="the XLA step's traced ConcreteFunction called directly"
+            ),
         },
         DEVICES,
     ),

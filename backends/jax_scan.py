@@ -4,6 +4,16 @@ h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h), q_t = h_t W_hq + b_q, with the canoni
 params pytree. One compiled function does the forward pass, the gradient, optax's Adam update and
 returns the new carried state; `predict` is a second compiled function (forward only).
 
+Modes: `jit` is the code most JAX users write. `fast` (option fast=True) is the fastest found on the
+CPU: the scan fully unrolled (up to UNROLL_MAX steps, in blocks beyond); params, Adam state and the
+carried state donated to the step so XLA updates them in place; the loss read through numpy
+(`float()` of a jax.Array costs ~35 µs more); and synchronous CPU dispatch
+(`jax_cpu_enable_async_dispatch=False`: the ~50 µs step then runs inline instead of through the
+async queue). That flag is read once, when JAX creates its CPU client: a fast backend sets it when
+JAX has not run anything yet in the process, and otherwise it cannot, which `info()` says. The
+setting is process-wide, so a `jit` backend made afterwards in the same process runs synchronously
+too; every backend's `info()` names the dispatch in force.
+
 Threads: XLA reads its CPU thread settings once, when JAX creates its CPU client, so they can only
 be set through the environment before `import jax` (not per op, as PyTorch can). When the suite
 has a thread count and JAX is not imported yet, this module appends
@@ -45,15 +55,51 @@ import jax  # noqa: E402 - after the thread settings, which XLA reads once
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
+from jax._src import xla_bridge  # noqa: E402 - whether JAX created its clients, and the flag they read
 
-from backends.base import Backend, BackendUnavailable  # noqa: E402
+from backends.base import Backend, BackendUnavailable, Info  # noqa: E402
 from backends.task import WEIGHT_NAMES, TaskConfig  # noqa: E402
 
 # Full float32 matmuls: on a GPU, XLA's default precision may use TF32, which the oracle does not.
 _HIGHEST = jax.lax.Precision.HIGHEST
+UNROLL_MAX = 64  # fast mode unrolls windows up to this length fully; longer ones in blocks of it (compile time)
+_ASYNC_FLAG = "jax_cpu_enable_async_dispatch"
 
 
-def forward(params: dict[str, jax.Array], x: jax.Array, h0: jax.Array) -> tuple[jax.Array, jax.Array]:
+class _Dispatch:
+    """The CPU dispatch JAX's CPU client was created with, as far as this module can know it."""
+
+    synchronous: bool | None = None  # None: the client was created before this module looked
+    set_here = False  # True when a fast backend turned async dispatch off before the client existed
+
+
+def _cpu_dispatch(want_sync: bool) -> None:
+    """Before JAX's CPU client exists, turn async dispatch off if asked, then create the client so the
+    setting in force is known. After, only note what the flag says (it may have changed since)."""
+    if _Dispatch.synchronous is not None:
+        return
+    if not xla_bridge.backends_are_initialized():
+        if want_sync:
+            jax.config.update(_ASYNC_FLAG, False)
+            _Dispatch.set_here = True
+        jax.devices("cpu")  # creates the clients with the flag as it is now
+        _Dispatch.synchronous = not xla_bridge._CPU_ENABLE_ASYNC_DISPATCH.value
+
+
+def _dispatch_text(fast: bool) -> str:
+    late = "synchronous dispatch could not be applied: JAX had already run in this process"
+    if _Dispatch.synchronous is None:  # JAX started before this module looked: only the flag is known
+        flag = "on" if xla_bridge._CPU_ENABLE_ASYNC_DISPATCH.value else "off"
+        return f"{late if fast else 'JAX started before this backend'} ({_ASYNC_FLAG} {flag})"
+    if not _Dispatch.synchronous:
+        return f"async CPU dispatch; {late}" if fast else "async CPU dispatch"
+    who = "by a jax-scan fast backend" if _Dispatch.set_here else "before JAX started"
+    return f"synchronous CPU dispatch ({_ASYNC_FLAG}=False set {who}, process-wide)"
+
+
+def forward(
+    params: dict[str, jax.Array], x: jax.Array, h0: jax.Array, unroll: int | bool = 1
+) -> tuple[jax.Array, jax.Array]:
     """Predictions (batch, seq_len, 1) and the last hidden state (batch, hidden) from h0."""
     xw = jnp.matmul(x, params["W_xh"], precision=_HIGHEST) + params["b_h"]  # input projection, all steps at once
 
@@ -61,37 +107,41 @@ def forward(params: dict[str, jax.Array], x: jax.Array, h0: jax.Array) -> tuple[
         h = jnp.tanh(xw_t + jnp.matmul(h, params["W_hh"], precision=_HIGHEST))
         return h, h
 
-    h_last, hs = jax.lax.scan(cell, h0, jnp.swapaxes(xw, 0, 1))  # scan runs over the leading (time) axis
+    # scan runs over the leading (time) axis; unroll=True writes every step out (no loop in the program)
+    h_last, hs = jax.lax.scan(cell, h0, jnp.swapaxes(xw, 0, 1), unroll=unroll)
     q = jnp.matmul(jnp.swapaxes(hs, 0, 1), params["W_hq"], precision=_HIGHEST) + params["b_q"]
     return q, h_last
 
 
-def _loss(params: dict[str, jax.Array], x: jax.Array, y: jax.Array, h0: jax.Array) -> tuple[jax.Array, jax.Array]:
-    q, h_last = forward(params, x, h0)
-    return jnp.mean((q - y) ** 2), h_last
+def make_step(optimizer: optax.GradientTransformation, unroll: int | bool = 1, donate: bool = False) -> Any:
+    """The jitted training step: (params, opt_state, h0, x, y) -> (params, opt_state, h_last, loss).
+    With donate, the step may reuse the buffers of params, opt_state and h0 for its outputs."""
 
-
-def make_step(optimizer: optax.GradientTransformation) -> Any:
-    """The jitted training step: (params, opt_state, h0, x, y) -> (params, opt_state, h_last, loss)."""
+    def loss_fn(params: Any, x: jax.Array, y: jax.Array, h0: jax.Array) -> tuple[jax.Array, jax.Array]:
+        q, h_last = forward(params, x, h0, unroll)
+        return jnp.mean((q - y) ** 2), h_last
 
     def step(params: Any, opt_state: Any, h0: jax.Array, x: jax.Array, y: jax.Array) -> tuple[Any, ...]:
         # Gradients are taken with respect to params only: h0 is an input of the step, a constant to it,
         # so the carried state is detached (truncated BPTT) without a stop_gradient.
-        (loss, h_last), grads = jax.value_and_grad(_loss, has_aux=True)(params, x, y, h0)
+        (loss, h_last), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y, h0)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, h_last, loss
 
-    return jax.jit(step)
+    return jax.jit(step, donate_argnums=(0, 1, 2) if donate else ())
 
 
 class JaxScan(Backend):
-    """Hand-written tanh RNN in JAX: lax.scan over time, the whole training step jit-compiled."""
+    """Hand-written tanh RNN in JAX: lax.scan over time, the whole training step jit-compiled.
+    Option fast: unrolled scan, donated buffers, synchronous CPU dispatch (see the module doc)."""
 
     name = "jax-scan"
     devices = ("cpu", "cuda")
 
-    def __init__(self, config: TaskConfig, device: str = "cpu") -> None:
+    def __init__(self, config: TaskConfig, device: str = "cpu", fast: bool = False) -> None:
         super().__init__(config, device)
+        self.fast = bool(fast)
+        _cpu_dispatch(want_sync=self.fast and device == "cpu")
         if device == "cuda":
             try:
                 gpus = jax.devices("gpu")
@@ -107,34 +157,50 @@ class JaxScan(Backend):
             # inter_op 0: JAX has no inter-op pool setting; XLA's default is in force
             threads.record("jax", intra_op=_THREADS_APPLIED, inter_op=0)
         self.optimizer = optax.adam(config.lr, b1=0.9, b2=0.999, eps=config.adam_eps)
-        self._h0 = jax.device_put(np.zeros((config.batch_size, config.hidden_size), np.float32), self.jax_device)
-        self.h = self._h0
+        self.unroll: int | bool = (True if config.seq_len <= UNROLL_MAX else UNROLL_MAX) if self.fast else 1
+        self.h: jax.Array = self._zeros()
         self.params: dict[str, jax.Array] = {}
         self.opt_state: Any = None
         # Compiled once per instance (shapes are fixed by the config); set_weights only swaps the arrays.
-        self._step = make_step(self.optimizer)
-        self._forward = jax.jit(lambda params, x, h0: forward(params, x, h0))  # a new function: its own cache
+        self._step = make_step(self.optimizer, self.unroll, donate=self.fast)
+        unroll = self.unroll
+        self._forward = jax.jit(lambda params, x, h0: forward(params, x, h0, unroll))  # a new function: own cache
+
+    def _zeros(self) -> jax.Array:
+        # a fresh buffer each time: the fast step donates (consumes) the state it is given
+        return jax.device_put(np.zeros((self.config.batch_size, self.config.hidden_size), np.float32), self.jax_device)
 
     def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        self.params = jax.device_put({name: weights[name] for name in WEIGHT_NAMES}, self.jax_device)
-        self.opt_state = jax.device_put(self.optimizer.init(self.params), self.jax_device)  # fresh Adam
+        # device_put on the CPU may keep using the numpy buffer it is given: copy into JAX's own memory
+        params = {name: jax.device_put(weights[name], self.jax_device).copy() for name in WEIGHT_NAMES}
+        opt_state = jax.device_put(self.optimizer.init(params), self.jax_device)  # fresh Adam
+        self.params, self.opt_state = params, opt_state
 
     def _get_weights(self) -> dict[str, np.ndarray]:
-        return {name: np.asarray(self.params[name]) for name in WEIGHT_NAMES}
+        return {name: np.array(self.params[name]) for name in WEIGHT_NAMES}  # a copy: donated buffers get reused
 
     def reset_state(self) -> None:
-        self.h = self._h0  # JAX arrays are immutable: sharing the zeros is safe
+        self.h = self._zeros()
 
     def _to_native(self, array: np.ndarray) -> jax.Array:
-        return jax.device_put(array, self.jax_device)
+        return jax.device_put(array, self.jax_device).copy()  # its own buffer, not the caller's numpy memory
 
     def _train_step(self, x: jax.Array, y: jax.Array) -> float:
         self.params, self.opt_state, self.h, loss = self._step(self.params, self.opt_state, self.h, x, y)
+        if self.fast:  # float() of a jax.Array costs ~35 µs more on the CPU than going through numpy
+            return float(np.asarray(loss))
         return float(loss)  # waits for the device
 
     def _predict(self, x: jax.Array) -> np.ndarray:
         q, self.h = self._forward(self.params, x, self.h)
-        return np.asarray(q)  # the copy to the host waits for the device
+        return np.array(q)  # the copy to the host waits for the device
+
+    @property
+    def sync_dispatch(self) -> bool:
+        """Whether JAX's CPU client dispatches synchronously (as far as known) in this process."""
+        if _Dispatch.synchronous is None:
+            return not xla_bridge._CPU_ENABLE_ASYNC_DISPATCH.value
+        return _Dispatch.synchronous
 
     def synchronize(self) -> None:
         jax.block_until_ready((self.params, self.opt_state, self.h))
@@ -145,12 +211,20 @@ class JaxScan(Backend):
         peak = (self.jax_device.memory_stats() or {}).get("peak_bytes_in_use")  # not the preallocated pool
         return None if peak is None else int(peak)
 
-    def info(self) -> dict[str, Any]:
-        out = {
-            "framework": f"jax {jax.__version__} / optax {optax.__version__}",
-            "kernel": "lax.scan, whole step jit-compiled by XLA",
-            "mode": "jax.jit",
-        }
-        if self.device == "cuda":
-            out["gpu"] = self.jax_device.device_kind
-        return out
+    def info(self) -> Info:
+        if self.fast:
+            unrolled = "fully unrolled" if self.unroll is True else f"unrolled in blocks of {self.unroll}"
+            kernel = f"lax.scan {unrolled}, donated buffers, whole step one XLA program"
+            compile_ = f"XLA via jax.jit, donate_argnums=(params, Adam state, hidden state), scan unroll={self.unroll}"
+        else:
+            kernel = "lax.scan, whole step one XLA program"
+            compile_ = "XLA via jax.jit"
+        if self.device == "cpu":
+            compile_ += f"; {_dispatch_text(self.fast)}"
+        return Info(
+            framework=f"jax {jax.__version__} / optax {optax.__version__}",
+            kernel=kernel,
+            mode=self.mode,
+            gpu=self.jax_device.device_kind if self.device == "cuda" else None,
+            compile=compile_,
+        )

@@ -2,15 +2,15 @@
 
 The step is what a Keras user writes for speed: GradientTape + Adam inside `tf.function`
 (`train_on_batch` is slower, an eager GradientTape far slower). XLA is an explicit
-option, never Keras's "auto", so a table row always says which one ran; `keras-simplernn-xla`
-is the same model with XLA on. The stateful layer keeps the hidden state in a variable:
-it carries across train_step and predict, and reading it starts each window's graph from a
-constant, which is the detaching (truncated BPTT) the task asks for.
+option, never Keras's "auto", so a table row always says which one ran. Modes: `function`;
+`xla`, the same step with jit_compile=True; `xla-concrete`, the XLA step's traced ConcreteFunction
+called directly, which skips `tf.function`'s per-call dispatch (argument binding, trace lookup), as a
+performance-minded user does in a hot loop with fixed shapes. The stateful layer keeps the hidden
+state in a variable: it carries across train_step and predict, and reading it starts each window's
+graph from a constant, which is the detaching (truncated BPTT) the task asks for.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import tensorflow as tf  # before keras, so a missing TensorFlow is reported as such, not as a Keras error
@@ -18,43 +18,28 @@ import tensorflow as tf  # before keras, so a missing TensorFlow is reported as 
 # isort: split
 import keras
 
-from backends import threads
-from backends.base import Backend, BackendUnavailable
+from backends.base import Backend, Info
 from backends.task import TaskConfig
+from backends.tf_cell import apply_threads, check_gpu, compile_text, concrete_function, gpu_name
 
 if keras.backend.backend() != "tensorflow":  # KERAS_BACKEND=jax/torch would run another framework under this name
     raise ImportError(f"keras-simplernn needs KERAS_BACKEND=tensorflow, Keras uses {keras.backend.backend()}")
 
 
-def apply_threads() -> None:
-    """Apply the suite's thread count; TF refuses once initialised, then the TF_NUM_*_THREADS env vars rule."""
-    n = threads.count()
-    if n is not None:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(n)
-            tf.config.threading.set_inter_op_parallelism_threads(n)
-        except RuntimeError:  # "cannot be modified after initialization"
-            pass
-    threads.record(
-        "tensorflow",  # 0 means "TF's default", i.e. what the environment variables asked for
-        intra_op=tf.config.threading.get_intra_op_parallelism_threads(),
-        inter_op=tf.config.threading.get_inter_op_parallelism_threads(),
-    )
-
-
 class KerasSimpleRNN(Backend):
-    """Keras SimpleRNN on TensorFlow. Option jit_compile: compile the train and predict steps with XLA."""
+    """Keras SimpleRNN on TensorFlow. Options: jit_compile (compile the train and predict steps with XLA),
+    concrete (call their traced ConcreteFunctions directly)."""
 
     name = "keras-simplernn"
     devices = ("cpu", "cuda")
 
-    def __init__(self, config: TaskConfig, device: str = "cpu", jit_compile: bool = False) -> None:
+    def __init__(
+        self, config: TaskConfig, device: str = "cpu", jit_compile: bool = False, concrete: bool = False
+    ) -> None:
         super().__init__(config, device)
-        if device == "cuda" and not tf.config.list_physical_devices("GPU"):
-            raise BackendUnavailable(f"{self.name}: TensorFlow sees no GPU")
+        self.tf_device = check_gpu(self.name, device)
         apply_threads()
-        self.jit_compile = bool(jit_compile)
-        self.tf_device = "/GPU:0" if device == "cuda" else "/CPU:0"
+        self.jit_compile, self.concrete = bool(jit_compile), bool(concrete)
         b, t, h = config.batch_size, config.seq_len, config.hidden_size
         with tf.device(self.tf_device):
             inputs = keras.Input(batch_shape=(b, t, config.input_size))  # stateful needs a fixed batch
@@ -64,8 +49,15 @@ class KerasSimpleRNN(Backend):
         self.optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
         self.optimizer.build(self.model.trainable_variables)  # slots now, so set_weights can reset them in place
         # Traced once per backend: set_weights resets variables the functions read, so no retrace follows.
-        self._train_fn = tf.function(self._step, jit_compile=self.jit_compile)
-        self._predict_fn = tf.function(self._forward, jit_compile=self.jit_compile)
+        train_fn = tf.function(self._step, jit_compile=self.jit_compile)
+        predict_fn = tf.function(self._forward, jit_compile=self.jit_compile)
+        if self.concrete:
+            x_spec = tf.TensorSpec((b, t, config.input_size), tf.float32)
+            y_spec = tf.TensorSpec((b, t, 1), tf.float32)
+            with tf.device(self.tf_device):
+                train_fn = concrete_function(train_fn, x_spec, y_spec)
+                predict_fn = concrete_function(predict_fn, x_spec)
+        self._train_fn, self._predict_fn = train_fn, predict_fn
 
     def _forward(self, x: tf.Tensor) -> tf.Tensor:
         return self.model(x, training=False)
@@ -110,24 +102,12 @@ class KerasSimpleRNN(Backend):
             return None
         return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
 
-    def info(self) -> dict[str, Any]:
-        kernel = "XLA-compiled step" if self.jit_compile else "TF ops in a tf.while_loop"
-        out = {
-            "framework": f"tensorflow {tf.__version__} / keras {keras.__version__}",
-            "kernel": f"Keras SimpleRNN, {kernel}",
-            "xla": self.jit_compile,
-            "mode": "tf.function",
-        }
-        if self.device == "cuda":
-            details = tf.config.experimental.get_device_details(tf.config.list_physical_devices("GPU")[0])
-            out["gpu"] = details.get("device_name", "a GPU")
-        return out
-
-
-class KerasSimpleRNNXLA(KerasSimpleRNN):
-    """The same model with both steps compiled by XLA (jit_compile=True)."""
-
-    name = "keras-simplernn-xla"
-
-    def __init__(self, config: TaskConfig, device: str = "cpu") -> None:
-        super().__init__(config, device, jit_compile=True)
+    def info(self) -> Info:
+        kernel = "one XLA program" if self.jit_compile else "TF ops in a tf.while_loop"
+        return Info(
+            framework=f"tensorflow {tf.__version__} / keras {keras.__version__}",
+            kernel=f"Keras SimpleRNN, {kernel}; GradientTape + Keras Adam",
+            mode=self.mode,
+            gpu=gpu_name(self.device),
+            compile=compile_text(self.jit_compile, self.concrete),
+        )

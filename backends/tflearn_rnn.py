@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from backends import threads
 from backends._tflearn_compat import import_tflearn
-from backends.base import Backend
+from backends.base import Backend, Info
 from backends.task import WEIGHT_NAMES, TaskConfig
 
 tflearn = import_tflearn()  # at import, so a broken tflearn is reported by the registry with the extra
@@ -79,6 +79,9 @@ class TFLearnRNN(Backend):
     def reset_state(self) -> None:
         self.h = np.zeros_like(self.h)
 
+    def _to_native(self, array: np.ndarray) -> np.ndarray:
+        return array.copy()  # fed at each step: a copy the caller cannot change after prepare
+
     def _train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         # loss and h_last are computed from the forward pass the gradients need, so before Adam updates the weights
         loss, _, self.h = self.session.run(
@@ -90,11 +93,12 @@ class TFLearnRNN(Backend):
         q, self.h = self.session.run([self.q, self.h_last], {self.x: x, self.h0: self.h})
         return q
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> Info:
         from importlib.metadata import version  # tflearn has no __version__
 
-        return {
-            "framework": f"tensorflow {tf.__version__} / tflearn {version('tflearn')}",
-            "kernel": "static_rnn unrolled over the window, TF ops",
-            "mode": "tf.compat.v1.Session",
-        }
+        return Info(
+            framework=f"tensorflow {tf.__version__} / tflearn {version('tflearn')}",
+            kernel="static_rnn unrolled over the window, TF ops, v1 AdamOptimizer",
+            mode=self.mode,
+            compile="TF1 graph, one tf.compat.v1.Session.run per step, no XLA",
+        )

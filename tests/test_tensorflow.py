@@ -13,8 +13,9 @@ import pytest
 
 import backends
 from backends import BackendUnavailable, TaskConfig, threads
+from backends.base import Info
 
-TF_NAMES = ("keras-simplernn", "keras-simplernn-xla", "tflearn")
+TF_NAMES = ("keras-simplernn", "tf-cell", "tflearn")
 
 
 MIXED = """
@@ -39,7 +40,7 @@ MIXED = """
     config = TaskConfig(adam_eps=1e-16)
     oracle = backends.load("numpy", config)
     out = {"expected": [oracle.train_step(*window(config, k)) for k in range(3)], "runs": []}
-    for name in ("torch-rnn", "keras-simplernn", "tflearn", "keras-simplernn", "torch-cell"):
+    for name in ("torch-rnn", "keras-simplernn", "tflearn", "keras-simplernn", "tf-cell", "torch-cell"):
         before = leak_probe() if name == "tflearn" else None
         b = backends.load(name, config, **backends.backend_class(name).parity_options)
         losses = [b.train_step(*window(config, k)) for k in range(3)]
@@ -55,7 +56,8 @@ MIXED = """
 
 @pytest.fixture(scope="module")
 def mixed(run_python):
-    """Run torch-rnn, keras-simplernn, tflearn, keras-simplernn, torch-cell in that order in one fresh process."""
+    """Run torch-rnn, keras-simplernn, tflearn, keras-simplernn, tf-cell, torch-cell in that order in one fresh
+    process."""
     missing = [m for m in ("tensorflow", "tflearn", "torch") if importlib.util.find_spec(m) is None]
     if missing:  # found but broken is a failure below, not a skip
         pytest.skip(f"not installed: {', '.join(missing)}")
@@ -70,6 +72,7 @@ def test_mixed_frameworks_in_one_process_match_the_oracle(mixed):
         "keras-simplernn",
         "tflearn",
         "keras-simplernn",
+        "tf-cell",
         "torch-cell",
     ]
     for run in mixed["runs"]:
@@ -78,7 +81,7 @@ def test_mixed_frameworks_in_one_process_match_the_oracle(mixed):
 
 
 def test_tensorflow_stays_eager_after_tflearn(mixed):
-    assert [r["eager"] for r in mixed["runs"]] == [None, True, True, True, True]
+    assert [r["eager"] for r in mixed["runs"]] == [None, True, True, True, True, True]
 
 
 def test_tflearn_patches_do_not_leak(mixed):
@@ -135,21 +138,32 @@ def test_missing_tensorflow_is_reported_with_the_extra(run_python):
     assert lines[3:] == ["True", "True"]
 
 
-def test_options_devices_and_info(make_backend):
+def test_modes_options_devices_and_info(make_backend):
     config = TaskConfig(hidden_size=4)
-    assert make_backend("keras-simplernn", config).info()["xla"] is False
-    assert make_backend("keras-simplernn", config, jit_compile=True).info()["xla"] is True
-    info = make_backend("keras-simplernn-xla", config).info()
-    assert info["xla"] is True and info["mode"] == "tf.function" and info["framework"].startswith("tensorflow ")
-    with pytest.raises(ValueError, match="unknown option.*jit_compile"):
-        make_backend("keras-simplernn-xla", config, jit_compile=False)  # the XLA row is always XLA
-    assert "tflearn 0.5.0" in make_backend("tflearn", config).info()["framework"]
+    for name in ("keras-simplernn", "tf-cell"):
+        assert backends.modes(name) == ["function", "xla", "xla-concrete"]
+        for mode, compiler, call in (
+            ("function", "TF graph", "through tf.function"),
+            ("xla", "XLA", "through tf.function"),
+            ("xla-concrete", "XLA", "ConcreteFunction called directly"),
+        ):
+            info = make_backend((name, mode), config).info()
+            assert isinstance(info, Info) and info.mode == mode and info.gpu is None, info
+            assert info.framework.startswith("tensorflow ") and info.compile.startswith(compiler), info
+            assert call in info.compile, info
+        with pytest.raises(TypeError, match="option jit_compile must be True or False"):
+            make_backend(name, config, jit_compile="yes")
+        with pytest.raises(ValueError, match="unknown mode 'xla-graph'"):
+            make_backend((name, "xla-graph"), config)
+    info = make_backend("tflearn", config).info()
+    assert "tflearn 0.5.0" in info.framework and info.mode == "session"
     n = threads.count() or 0
     assert threads.settings()["frameworks"]["tensorflow-v1-session"] == {"intra_op": n, "inter_op": n}
-    with pytest.raises(BackendUnavailable, match="tflearn runs on cpu only"):
+    with pytest.raises(BackendUnavailable, match="tflearn.* runs on cpu only"):
         backends.load("tflearn", config, "cuda")
     import tensorflow as tf
 
     if not tf.config.list_physical_devices("GPU"):
-        with pytest.raises(BackendUnavailable, match="keras-simplernn: TensorFlow sees no GPU"):
-            backends.load("keras-simplernn", config, "cuda")
+        for name in ("keras-simplernn", "tf-cell"):
+            with pytest.raises(BackendUnavailable, match=f"{name}: TensorFlow sees no GPU"):
+                backends.load(name, config, "cuda")

@@ -1,0 +1,226 @@
+"""`numba`: the no-framework floor. Forward, backpropagation through time and Adam in one `@njit` function.
+
+The same arithmetic as the numpy oracle (backends/numpy_rnn.py), in float32 like the frameworks, with
+no framework between the Python call and the loops: what is left of a step is the arithmetic itself
+and one Python-to-machine-code call. Every row of the tables is measured against it.
+
+How it is written, for speed:
+  - The weights, Adam's moments and the carried state live in flat float32 buffers, so a step
+    unboxes few arrays; views of them give the matrices.
+  - Matrix-vector products are written as row updates (a[:] += h[i] * W_hh[i, :]), loops whose
+    inner body is contiguous and free of reductions, which LLVM vectorises without fast-math.
+    The backward pass uses W_hh transposed once per step for the same reason.
+  - error_model='numpy' drops the division-by-zero checks that stop Adam's update from vectorising.
+  - tanh from exp in float64 (see _tanh): glibc's scalar tanhf, which np.tanh on a float32 becomes,
+    was half the forward pass. Frameworks use their own vectorised tanh too.
+  - No fastmath: IEEE arithmetic, as the frameworks. Bias corrections are float64 scalars, as PyTorch's.
+  - Explicit loops, no slice assignments (hs[b, t, :] = prev): numba's broadcasting setitem made
+    compiling take several seconds more.
+  - cache=False: compiled once per process, at the first call (2-3 s here); the benchmark's
+    first-step timing shows it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+from numba import njit
+
+from backends.base import Backend, Info
+from backends.task import WEIGHT_NAMES, TaskConfig
+
+BETA1, BETA2 = 0.9, 0.999
+_NJIT = {"cache": False, "error_model": "numpy", "nogil": True}
+
+
+@njit(**_NJIT)
+def _views(p: np.ndarray, i: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """W_xh (i, n), W_hh (n, n), b_h (n,), W_hq (n,) and b_q (1,) as views of the flat buffer p."""
+    a, b = i * n, i * n + n * n
+    return p[:a].reshape((i, n)), p[a:b].reshape((n, n)), p[b : b + n], p[b + n : b + 2 * n], p[b + 2 * n :]
+
+
+@njit(**_NJIT)
+def _tanh(x: float) -> float:
+    """tanh of a float32 in float64 from exp, rounded to float32: accurate to float32's last bit and about
+    twice as fast as glibc's tanhf, which numba calls for np.tanh on a float32."""
+    d = abs(np.float64(x))
+    if d < 1e-4:  # 1 - e would cancel: the Taylor series is exact to float64 here
+        r = d - d * d * d / 3.0
+    else:
+        e = math.exp(-2.0 * d)
+        r = (1.0 - e) / (1.0 + e)
+    return np.float32(r if x >= 0 else -r)
+
+
+@njit(**_NJIT)
+def _forward(p: np.ndarray, x: np.ndarray, h: np.ndarray, hs: np.ndarray, q: np.ndarray) -> None:
+    """Fill hs (batch, seq_len+1, hidden) from h and q (batch, seq_len); h becomes the last state."""
+    batch, seq_len, i_size = x.shape
+    n = h.shape[1]
+    w_xh, w_hh, b_h, w_hq, b_q = _views(p, i_size, n)
+    a = np.empty(n, np.float32)  # own buffers, not views of hs: no possible aliasing in the inner loops
+    prev = np.empty(n, np.float32)
+    for b in range(batch):
+        for j in range(n):
+            prev[j] = h[b, j]
+            hs[b, 0, j] = prev[j]
+        for t in range(seq_len):
+            for j in range(n):
+                a[j] = b_h[j]
+            for i in range(i_size):
+                xi = x[b, t, i]
+                for j in range(n):
+                    a[j] += xi * w_xh[i, j]
+            for i in range(n):
+                hi = prev[i]
+                for j in range(n):
+                    a[j] += hi * w_hh[i, j]
+            acc = b_q[0]
+            for j in range(n):
+                hj = _tanh(a[j])
+                prev[j] = hj
+                hs[b, t + 1, j] = hj
+                acc += hj * w_hq[j]
+            q[b, t] = acc
+        for j in range(n):
+            h[b, j] = prev[j]
+
+
+@njit(**_NJIT)
+def _train_step(
+    p: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    step: int,
+    lr: float,
+    eps: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    h: np.ndarray,
+) -> float:
+    """One Adam step on one window: forward, BPTT (h0 held constant), Adam on p with moments m, v.
+    The loss is the MSE over the window (accumulated in float64); h becomes the last hidden state."""
+    batch, seq_len, i_size = x.shape
+    n = h.shape[1]
+    f32 = np.float32
+    hs = np.empty((batch, seq_len + 1, n), f32)
+    q = np.empty((batch, seq_len), f32)
+    _forward(p, x, h, hs, q)
+    w_xh, w_hh, b_h, w_hq, b_q = _views(p, i_size, n)
+    w_hh_t = np.empty((n, n), f32)  # rows of W_hh^T: the backward products as row updates too
+    for i in range(n):
+        for j in range(n):
+            w_hh_t[j, i] = w_hh[i, j]
+    g = np.zeros_like(p)
+    g_xh, g_hh, g_bh, g_hq, g_bq = _views(g, i_size, n)
+    scale = 2.0 / (batch * seq_len)
+    loss = 0.0
+    da = np.empty(n, f32)
+    dh = np.empty(n, f32)
+    one, scale32 = f32(1.0), f32(scale)
+    for b in range(batch):
+        for j in range(n):
+            dh[j] = 0.0  # what h_t passes back from step t+1
+        for t in range(seq_len - 1, -1, -1):
+            err = q[b, t] - y[b, t, 0]
+            loss += float(err) * float(err)
+            dq = scale32 * err
+            g_bq[0] += dq
+            ht = hs[b, t + 1]
+            for j in range(n):
+                g_hq[j] += ht[j] * dq
+                da[j] = (dh[j] + dq * w_hq[j]) * (one - ht[j] * ht[j])
+                g_bh[j] += da[j]
+            for i in range(i_size):
+                xi = x[b, t, i]
+                for j in range(n):
+                    g_xh[i, j] += xi * da[j]
+            prev = hs[b, t]
+            for i in range(n):
+                hi = prev[i]
+                for j in range(n):
+                    g_hh[i, j] += hi * da[j]
+            for j in range(n):
+                dh[j] = 0.0
+            for j in range(n):
+                dj = da[j]
+                for i in range(n):
+                    dh[i] += dj * w_hh_t[j, i]
+    # Adam, as torch.optim.Adam: p -= lr * m_hat / (sqrt(v_hat) + eps), bias corrections in float64
+    lr_hat = f32(lr / (1.0 - BETA1**step))
+    sqrt_c2 = f32(math.sqrt(1.0 - BETA2**step))
+    eps32 = f32(eps)
+    b1, b2 = f32(BETA1), f32(BETA2)
+    c1, c2 = f32(1.0 - BETA1), f32(1.0 - BETA2)
+    for k in range(p.size):
+        gk = g[k]
+        m[k] = b1 * m[k] + c1 * gk
+        v[k] = b2 * v[k] + c2 * gk * gk
+        p[k] -= lr_hat * m[k] / (np.sqrt(v[k]) / sqrt_c2 + eps32)
+    return loss / (batch * seq_len)
+
+
+@njit(**_NJIT)
+def _predict(p: np.ndarray, x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    batch, seq_len, _ = x.shape
+    hs = np.empty((batch, seq_len + 1, h.shape[1]), np.float32)
+    q = np.empty((batch, seq_len), np.float32)
+    _forward(p, x, h, hs, q)
+    return q.reshape((batch, seq_len, 1))
+
+
+class NumbaRNN(Backend):
+    """The canonical model in float32 machine code: the floor the frameworks are measured against."""
+
+    name = "numba"
+
+    def __init__(self, config: TaskConfig, device: str = "cpu") -> None:
+        super().__init__(config, device)
+        shapes = config.weight_shapes
+        sizes = [math.prod(shapes[k]) for k in WEIGHT_NAMES]
+        self._offsets = dict(zip(WEIGHT_NAMES, np.cumsum([0, *sizes[:-1]]).tolist()))
+        self.p = np.zeros(sum(sizes), np.float32)  # W_xh, W_hh, b_h, W_hq, b_q, flat and in that order
+        self.m = np.zeros_like(self.p)
+        self.v = np.zeros_like(self.p)
+        self.step = 0
+        self.h = np.zeros((config.batch_size, config.hidden_size), np.float32)
+
+    def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        for k in WEIGHT_NAMES:  # copied into this backend's own buffer
+            start = self._offsets[k]
+            self.p[start : start + weights[k].size] = weights[k].ravel()
+        self.m[:] = 0.0
+        self.v[:] = 0.0
+        self.step = 0
+
+    def _get_weights(self) -> dict[str, np.ndarray]:
+        out = {}
+        for k, shape in self.config.weight_shapes.items():
+            start = self._offsets[k]
+            out[k] = self.p[start : start + math.prod(shape)].reshape(shape).copy()
+        return out
+
+    def reset_state(self) -> None:
+        self.h[:] = 0.0
+
+    def _to_native(self, array: np.ndarray) -> Any:
+        return array.copy()  # C-contiguous, and the caller's later changes do not reach it
+
+    def _train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+        self.step += 1
+        return _train_step(self.p, self.m, self.v, self.step, self.config.lr, self.config.adam_eps, x, y, self.h)
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        return _predict(self.p, x, self.h)
+
+    def info(self) -> Info:
+        return Info(
+            framework=f"numba {numba.__version__} (no framework)",
+            kernel="the floor: forward, BPTT and Adam in one @njit function, float32, no framework",
+            mode=self.mode,
+            compile="numba njit, error_model=numpy, no fastmath, cache=False (compiled at the first call)",
+        )
