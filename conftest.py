@@ -139,11 +139,20 @@ def _render(folder: Path) -> list[str]:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Any:
     """Finish the run after pytest-benchmark's save, whether or not that save worked: our records never
     depend on it. Our table is printed last."""
+    _drop_unfinished_benchmarks(session.config)
     try:
         return (yield)
     finally:
         _finish_run(session, exitstatus)
         _print_summary(session.config)
+
+
+def _drop_unfinished_benchmarks(config: pytest.Config) -> None:
+    """A benchmark interrupted by Ctrl-C holds no rounds, and pytest-benchmark (5.2 and 5.3) then fails
+    its own save with "min() arg is an empty sequence"; leave such entries out of its JSON."""
+    bench_session = getattr(config, "_benchmarksession", None)
+    if bench_session is not None and isinstance(getattr(bench_session, "benchmarks", None), list):
+        bench_session.benchmarks[:] = [b for b in bench_session.benchmarks if getattr(b, "stats", None)]
 
 
 def _finish_run(session: pytest.Session, exitstatus: int) -> None:
