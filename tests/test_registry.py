@@ -24,7 +24,7 @@ def test_bad_device_is_rejected():
 
 
 def test_cpu_only_backend_refuses_cuda():
-    with pytest.raises(BackendUnavailable, match="numpy \(eager\) runs on cpu only"):
+    with pytest.raises(BackendUnavailable, match=r"numpy \(eager\) runs on cpu only"):
         backends.load("numpy", TaskConfig(), "cuda")
 
 
