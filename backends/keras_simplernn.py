@@ -18,15 +18,15 @@ import tensorflow as tf  # before keras, so a missing TensorFlow is reported as 
 # isort: split
 import keras
 
-from backends.base import Backend, Info
+from backends._tf_common import TFBackend, compile_text, concrete_function, gpu_name
+from backends.base import Info
 from backends.task import TaskConfig
-from backends.tf_cell import apply_threads, check_gpu, compile_text, concrete_function, gpu_name
 
 if keras.backend.backend() != "tensorflow":  # KERAS_BACKEND=jax/torch would run another framework under this name
     raise ImportError(f"keras-simplernn needs KERAS_BACKEND=tensorflow, Keras uses {keras.backend.backend()}")
 
 
-class KerasSimpleRNN(Backend):
+class KerasSimpleRNN(TFBackend):
     """Keras SimpleRNN on TensorFlow. Options: jit_compile (compile the train and predict steps with XLA),
     concrete (call their traced ConcreteFunctions directly)."""
 
@@ -37,8 +37,6 @@ class KerasSimpleRNN(Backend):
         self, config: TaskConfig, device: str = "cpu", jit_compile: bool = False, concrete: bool = False
     ) -> None:
         super().__init__(config, device)
-        self.tf_device = check_gpu(self.name, device)
-        apply_threads()
         self.jit_compile, self.concrete = bool(jit_compile), bool(concrete)
         b, t, h = config.batch_size, config.seq_len, config.hidden_size
         with tf.device(self.tf_device):
@@ -84,23 +82,6 @@ class KerasSimpleRNN(Backend):
 
     def reset_state(self) -> None:
         self.rnn.reset_state()
-
-    def _to_native(self, array: np.ndarray) -> tf.Tensor:
-        with tf.device(self.tf_device):
-            return tf.identity(tf.constant(array))  # identity places the copy on the device
-
-    def _train_step(self, x: tf.Tensor, y: tf.Tensor) -> float:
-        with tf.device(self.tf_device):
-            return float(self._train_fn(x, y))  # float() waits for the step
-
-    def _predict(self, x: tf.Tensor) -> np.ndarray:
-        with tf.device(self.tf_device):
-            return self._predict_fn(x).numpy()
-
-    def device_peak_bytes(self) -> int | None:
-        if self.device != "cuda":
-            return None
-        return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
 
     def info(self) -> Info:
         kernel = "one XLA program" if self.jit_compile else "TF ops in a tf.while_loop"

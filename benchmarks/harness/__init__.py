@@ -8,11 +8,14 @@ for each unit of work and passes a timer that goes through pytest-benchmark.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import datetime as dt
+import os
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import backends
 from backends import threads
@@ -56,6 +59,8 @@ class Harness:
         self._unavailable: dict[Case, str] = {}
         self._loaded: set[Case] = set()
         self._held_out: set[str] = set()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._probes: dict[Case, concurrent.futures.Future[dict[str, Any]]] | None = None
         self.measured_cases: set[Case] = set()  # cases with a step block or a training run recorded
 
     # ---- the run's first and last records ----
@@ -70,6 +75,8 @@ class Harness:
 
     def finish(self, complete: bool, exit_status: int | None = None, note: str = "") -> None:
         self._kept.clear()
+        if self._pool is not None:  # probes no unit of work waited for (a run cut short) are not waited for
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self.writer.write(machine.record())  # again: the thread settings in force once frameworks loaded
         finished = dt.datetime.now().isoformat(timespec="seconds")
         self.writer.write(records.Finish(finished, complete, exit_status, note))
@@ -193,8 +200,18 @@ class Harness:
             del backend
 
     def _memory(self, case: Case) -> None:
+        """The peak memory of `case`. The children of every memory probe in the plan start together, as
+        many at a time as there are cores (a child's own peak does not depend on its neighbours, and the
+        probes come after every timing); each unit of work waits for its own child."""
+        if self._probes is None:
+            config = dataclasses.asdict(self.opts.config)
+            cases = [w.case for w in self.plan.work if w.kind == "memory" and w.case not in self._unavailable]
+            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+            self._probes = {c: self._pool.submit(memory.measure_in_child, c, config) for c in cases}
+        if case not in self._probes:
+            self._probes[case] = self._pool.submit(memory.measure_in_child, case, dataclasses.asdict(self.opts.config))
         self.progress(f"  [memory] {case.backend} {case.mode} @{case.device}: child process")
-        figures = memory.measure_in_child(case, dataclasses.asdict(self.opts.config))
+        figures = self._probes.pop(case).result()
         self._write(records.Memory(case, **figures))
 
 
