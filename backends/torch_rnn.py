@@ -36,7 +36,9 @@ def rnn_step(
     x: torch.Tensor,
     y: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One training step for torch.compile: forward, gradients, Adam (one code object for every instance)."""
+    """One training step for torch.compile: forward, gradients, Adam (one code object for every instance).
+    The same shape as torch_cell.cell_step on purpose: Dynamo caches per code object, so each backend's
+    compiled step must be its own function, not one made by a shared factory."""
     q, h_last = rnn_forward(module, x, h)
     return loss_grad_adam(q, y, h_last, params, exp_avg, exp_avg_sq, step, hyper)
 
