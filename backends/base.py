@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -93,6 +94,17 @@ class Backend(abc.ABC):
     def predict(self, x: np.ndarray | Prepared) -> np.ndarray:
         """Forward only, no weight update; returns predictions (batch, seq_len, 1). Carries the hidden state."""
         return self._predict(self._prepared(x, "x").value)
+
+    def timed_calls(self, op: str, windows: list[tuple[Prepared, Prepared]]) -> tuple[Callable[..., Any], list[tuple]]:
+        """The hook behind `op` ("train_step" or "predict") and its native arguments, for a timing loop:
+        the windows are checked here once, so the timed calls are the backend's own work only."""
+        for x, y in windows:
+            self._prepared(x, "x"), self._prepared(y, "y")
+        if op == "train_step":
+            return self._train_step, [(x.value, y.value) for x, y in windows]
+        if op == "predict":
+            return self._predict, [(x.value,) for x, _ in windows]
+        raise ValueError(f"op must be 'train_step' or 'predict', got {op!r}")
 
     @abc.abstractmethod
     def reset_state(self) -> None:

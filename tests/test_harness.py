@@ -168,8 +168,8 @@ def test_every_native_thread_pool_gets_the_requested_count(tmp_path):
 
 
 def test_a_repeat_after_a_failed_one_starts_from_a_fresh_backend(tmp_path):
-    """Repeat 0's backend broke mid-timing (simulated: its 3rd step raises): repeat 1 must not reuse it,
-    and, being fresh, its first call is the row's first-step time."""
+    """Repeat 0's backend broke mid-timing (simulated: its 3rd step raises): repeat 1 must not reuse it.
+    The first step, measured before the failure, is kept; the fresh repeat-1 backend adds none."""
     broken = (
         "import backends.numpy_rnn as m\n"
         "step = m.NumpyRNN._train_step\n"
@@ -187,7 +187,8 @@ def test_a_repeat_after_a_failed_one_starts_from_a_fresh_backend(tmp_path):
     failed = [(s.case.backend, s.status, s.where, s.reason) for s in run.of(records.Skipped)]
     assert failed == [("numpy", "failed", "train_step block, repeat 0", "RuntimeError: third step fails")]
     steps = [b.repeat for b in run.of(records.Block) if b.op == "train_step"]
-    assert steps == [1] and len(run.of(records.FirstStep)) == 0  # the fresh repeat-1 backend is not a first step
+    # the first step was measured in repeat 0 before its third step failed; the fresh repeat-1 backend adds none
+    assert steps == [1] and len(run.of(records.FirstStep)) == 1
 
 
 def test_cuda_without_gpu_is_an_unavailable_row_not_a_cpu_run(tmp_path):
@@ -212,7 +213,9 @@ def test_a_backend_that_raises_is_a_failed_row(tmp_path):
     assert result.returncode == 1, result.stdout[-3000:]
     run = (tmp_path / "results" / "latest").resolve()
     failed = [(s.case.backend, s.where, s.reason) for s in read(run).of(records.Skipped)]
-    assert failed == [("numpy", "predict block, repeat 0", "RuntimeError: predict is broken")]
+    # every measurement that calls predict fails and says where: both repeats and the training run
+    assert [w for _, w, _ in failed] == ["predict block, repeat 0", "predict block, repeat 1", "training"]
+    assert {(b, r) for b, _, r in failed} == {("numpy", "RuntimeError: predict is broken")}
     table = (run / "comparison.md").read_text()
     assert "RuntimeError: predict is broken" in table
     assert "| torch-cell | eager | cpu |" in table

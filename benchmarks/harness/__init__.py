@@ -140,10 +140,7 @@ class Harness:
         backend = kept or self.load(case)
         if kept is not None:
             backend.set_weights(initial_weights(backend.config))  # also zeroes the state and restarts Adam
-        windows = self._windows(backend)
-        fn, args = (
-            (backend.train_step, windows) if op == "train_step" else (backend.predict, [(x,) for x, _ in windows])
-        )
+        fn, args = backend.timed_calls(op, self._windows(backend))
         args = args[1:] + args[:1]
         start = time.perf_counter()
         fn(*args[-1])  # the first call; a loss or numpy result means the device has finished
@@ -164,9 +161,9 @@ class Harness:
         """A step that does nothing, through the same path: what the harness itself costs per timed call."""
         backend = NoopBackend(self.opts.config)
         backend.set_weights(initial_weights(self.opts.config))
-        windows = self._windows(backend)
-        calls = calls_per_round(backend.train_step, windows, self.opts.min_round_us * 1e-6)
-        seconds = timer(rounds_of(backend.train_step, windows, calls), self.opts.rounds, self.opts.warmup_rounds, calls)
+        fn, args = backend.timed_calls("train_step", self._windows(backend))
+        calls = calls_per_round(fn, args, self.opts.min_round_us * 1e-6)
+        seconds = timer(rounds_of(fn, args, calls), self.opts.rounds, self.opts.warmup_rounds, calls)
         self._write(records.Overhead(calls, seconds))
 
     def _training(self, case: Case) -> None:
