@@ -227,13 +227,12 @@ class BudgetTimer:
         self.elapsed = 0.0
         self.last: list[float] = []
 
-    def __call__(self, call: Callable[[], Any], rounds: int, warmup: int, calls: int) -> list[float]:
-        clock, budget, loop = time.perf_counter, self.block_budget_s, range(calls)
+    def __call__(self, run_round: Callable[[], Any], rounds: int, warmup: int, calls: int) -> list[float]:
+        clock, budget = time.perf_counter, self.block_budget_s
         begin = clock()
         done = 0
         while done < warmup and clock() - begin < budget * WARMUP_SHARE:
-            for _ in loop:
-                call()
+            run_round()  # makes `calls` calls
             done += 1
         out: list[float] = []
         start = clock()
@@ -242,8 +241,7 @@ class BudgetTimer:
             if out and spent >= budget and (len(out) >= self.min_rounds or out[0] * calls >= budget):
                 break
             t0 = clock()
-            for _ in loop:
-                call()
+            run_round()
             out.append((clock() - t0) / calls)
         self.elapsed, self.last = clock() - begin, out
         return out

@@ -165,3 +165,24 @@ def test_a_case_over_the_call_limit_is_not_tried_at_larger_sizes(tmp_path):
     assert skipped["32x1x10"].reason.startswith("over budget at 16x1x5 (train_step")  # larger on every axis
     rows = (folder / "sweep.csv").read_text().splitlines()
     assert len(rows) == 4 and sum(",over-budget," in row for row in rows) == 2
+
+
+def test_the_budget_timer_reports_seconds_per_call_of_rounds_that_make_several_calls():
+    """A round makes `calls` calls itself (benchmarks.harness.timing.rounds_of); the timer must time each
+    round once and divide by `calls`, as the bench's timer does."""
+    import time
+
+    from benchmarks.harness.timing import plain_timer, rounds_of
+    from benchmarks.sweep import BudgetTimer
+
+    made = []
+
+    def step(k):
+        made.append(k)
+        time.sleep(0.001)
+
+    run_round = rounds_of(step, [(0,), (1,)], 4)
+    swept = BudgetTimer(10.0)(run_round, rounds=3, warmup=0, calls=4)
+    assert len(made) == 12 and len(swept) == 3
+    plain = plain_timer(run_round, rounds=3, warmup=0, calls=4)
+    assert all(0.0009 < v < 0.003 for v in swept + plain), (swept, plain)
