@@ -92,17 +92,20 @@ def finish_run(partial: Path, complete: bool) -> Path:
     return final
 
 
-def recover(results_dir: Path, render: Callable[[Path], object] | None = None) -> list[Path]:
+def recover(
+    results_dir: Path, render: Callable[[Path], object] | None = None, report: str = "comparison.md"
+) -> list[Path]:
     """Finish every partial run whose process has died, and render it; returns those folders. A run killed
     before its last record is labelled incomplete (a Finish record saying so is appended); one killed
-    after that (while its report was being written) was already renamed: it is rendered, not published."""
+    after that (while its report was being written) was already renamed: it is rendered (it lacks the file
+    `report`), not published."""
     runs = results_dir / "runs"
     found: list[Path] = []
     if not runs.is_dir():
         return found
     for folder in sorted(runs.iterdir()):  # finished, but killed while its report was being written
         if folder.is_dir() and not folder.name.endswith(PARTIAL) and (folder / FILE).exists():
-            if not (folder / "comparison.md").exists() and render is not None:
+            if not (folder / report).exists() and render is not None:
                 with contextlib.suppress(Exception):
                     render(folder)
                     found.append(folder)

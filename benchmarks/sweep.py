@@ -477,7 +477,7 @@ def run_sweep(
             f"--device={opts.device} select no mode that runs on {', '.join(opts.devices)}"
         )
     results_dir = sweeps_dir(opts)
-    for folder in runs.recover(results_dir, _render):
+    for folder in runs.recover(results_dir, _render, report="sweep.md"):
         progress(f"sweep: {folder} was left by a sweep that was killed; labelled incomplete")
     folder, alive = runs.new_run(results_dir)
     caches = _fresh_caches() if opts.fresh_caches else None

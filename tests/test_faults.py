@@ -8,6 +8,7 @@ results folder labels the run incomplete and renders what it holds. Earlier runs
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -183,3 +184,22 @@ def test_two_processes_publishing_at_once_lose_no_run(tmp_path):
     procs = [subprocess.Popen([sys.executable, str(script), *names[i::2]], env=env) for i in (0, 1)]
     assert [p.wait(timeout=60) for p in procs] == [0, 0]
     assert sorted(json.loads((results / "index.json").read_text())["runs"]) == names
+
+
+def test_the_report_command_labels_a_killed_run(earlier, tmp_path):
+    """`python -m benchmarks.report RUN.partial` on a run whose process died labels it first."""
+    results = tmp_path / "results"
+    shutil.copytree(earlier, results, symlinks=True)
+    killed = bench(results, "training:1:SIGKILL")
+    assert killed.returncode != 0
+    (partial,) = (results / "runs").glob("*" + runs.PARTIAL)
+    shown = subprocess.run(
+        [sys.executable, "-m", "benchmarks.report", str(partial), "--no-plots"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert shown.returncode == 0, shown.stderr
+    (labelled,) = (results / "runs").glob("*" + runs.INCOMPLETE)
+    assert "labelled " + labelled.name in shown.stdout
+    assert (labelled / "comparison.md").exists() and not records.read(labelled).complete

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from benchmarks import runs
 from benchmarks.records import RecordError
 from benchmarks.report import write
 
@@ -61,6 +62,17 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _recovered(run_dir: Path) -> Path:
+    """A `.partial` folder whose run has died is first labelled (renamed) by `runs.recover`."""
+    if not run_dir.name.endswith(runs.PARTIAL) or run_dir.parent.name != "runs":
+        return run_dir
+    for folder in runs.recover(run_dir.parent.parent):
+        if folder.name.startswith(run_dir.name.removesuffix(runs.PARTIAL)):
+            print(f"{run_dir}: left by a run that was killed; labelled {folder.name}")
+            return folder
+    return run_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     """The CLI; returns the exit status (2 for bad input, with one line on stderr)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -80,7 +92,11 @@ def main(argv: list[str] | None = None) -> int:
             for path in merge.write_merge([Path(r) for r in ns.runs], ns.out):
                 print(f"wrote {path}")
         else:
-            run_dir = Path(ns.run_dir) if ns.run_dir else write.newest_run()
+            run_dir = _recovered(Path(ns.run_dir)) if ns.run_dir else None
+            if run_dir is None:
+                for folder in runs.recover(write.RESULTS_DIR, write.render):
+                    print(f"{folder}: left by a run that was killed; labelled and rendered")
+            run_dir = run_dir or write.newest_run()
             written, summary = write.render(run_dir, ns.out, plots=not ns.no_plots)
             print("\n".join(summary))
             for path in written:
