@@ -190,6 +190,7 @@ def test_the_report_command_labels_a_killed_run(earlier, tmp_path):
     """`python -m benchmarks.report RUN.partial` on a run whose process died labels it first."""
     results = tmp_path / "results"
     shutil.copytree(earlier, results, symlinks=True)
+    incomplete_before = set((results / "runs").glob("*" + runs.INCOMPLETE))
     killed = bench(results, "training:1:SIGKILL")
     assert killed.returncode != 0
     (partial,) = (results / "runs").glob("*" + runs.PARTIAL)
@@ -200,6 +201,6 @@ def test_the_report_command_labels_a_killed_run(earlier, tmp_path):
         text=True,
     )
     assert shown.returncode == 0, shown.stderr
-    (labelled,) = (results / "runs").glob("*" + runs.INCOMPLETE)
+    (labelled,) = set((results / "runs").glob("*" + runs.INCOMPLETE)) - incomplete_before
     assert "labelled " + labelled.name in shown.stdout
     assert (labelled / "comparison.md").exists() and not records.read(labelled).complete

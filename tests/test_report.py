@@ -504,7 +504,14 @@ def test_newest_run(tmp_path):
 
 # ---- committed reference runs ----
 
-REFERENCE_RUNS = sorted(p for p in REFERENCE.iterdir() if p.is_dir() and write.is_run(p))
+
+def _is_sweep(folder: Path) -> bool:
+    return bool(records.read(folder).start.options.get("sweep"))
+
+
+FOLDERS = sorted(p for p in REFERENCE.iterdir() if p.is_dir() and write.is_run(p))
+REFERENCE_RUNS = [p for p in FOLDERS if not (p / records.FILE).exists() or not _is_sweep(p)]
+REFERENCE_SWEEPS = [p for p in FOLDERS if p not in REFERENCE_RUNS]
 
 
 def test_the_reference_holds_the_gpu_runs():
@@ -521,6 +528,23 @@ def test_every_reference_run_renders(folder, tmp_path):
     assert header == MAIN and body and all(not c[3].startswith("failed") for c in body)
     committed = folder / "comparison.md"
     assert committed.exists() and "## Details" in committed.read_text(), "re-render: python -m benchmarks.report"
+
+
+@pytest.mark.parametrize("folder", REFERENCE_SWEEPS, ids=lambda p: p.name)
+def test_every_reference_sweep_renders(folder, tmp_path):
+    from benchmarks.report.sweep import render_sweep
+
+    copy = tmp_path / folder.name
+    copy.mkdir()
+    (copy / records.FILE).write_bytes((folder / records.FILE).read_bytes())
+    names = {p.name for p in render_sweep(copy)}
+    assert {"sweep.csv", "sweep.md"} <= names
+    assert (copy / "sweep.md").read_text() == (folder / "sweep.md").read_text()  # the committed one is current
+
+
+def test_the_reference_holds_a_cpu_and_a_gpu_sweep():
+    assert any(p.name.startswith("cpu-sweep") for p in REFERENCE_SWEEPS)
+    assert any(p.name.startswith("h200-sweep") for p in REFERENCE_SWEEPS)
 
 
 # ---- compare ----
