@@ -469,24 +469,27 @@ def plot_gpu_cpu(path: Path, pts: Sequence[Point], colours: dict[str, Any]) -> P
     return path
 
 
-def render_sweep(folder: str | Path) -> list[Path]:
-    """Write sweep.csv, sweep.md and the plots into a sweep folder, from its records; returns the files."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def render_sweep(folder: str | Path, plots: bool = True) -> list[Path]:
+    """Write sweep.csv, sweep.md and (unless `plots` is False) the plots into a sweep folder, from its
+    records; returns the files."""
     folder = Path(folder)
     run = records.read(folder)
     pts = points(run)
     info = run_info(run)
-    colours = _styles(pts)
-    plots = [
-        plot_axes(folder / "sweep-train_step.png", pts, "train_step", colours),
-        plot_axes(folder / "sweep-predict.png", pts, "predict", colours),
-        plot_winners(folder / "sweep-winners.png", pts, colours),
-        plot_throughput(folder / "sweep-throughput.png", pts, colours),
-        plot_gpu_cpu(folder / "sweep-gpu-cpu.png", pts, colours),
-    ]
-    made = [p for p in plots if p is not None]
+    made: list[Path] = []
+    if plots:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        colours = _styles(pts)
+        drawn = [
+            plot_axes(folder / "sweep-train_step.png", pts, "train_step", colours),
+            plot_axes(folder / "sweep-predict.png", pts, "predict", colours),
+            plot_winners(folder / "sweep-winners.png", pts, colours),
+            plot_throughput(folder / "sweep-throughput.png", pts, colours),
+            plot_gpu_cpu(folder / "sweep-gpu-cpu.png", pts, colours),
+        ]
+        made = [p for p in drawn if p is not None]
     csv_path = write_csv(folder / CSV_FILE, pts, info)
     md_path = write_md(folder / MD_FILE, run, pts, info, made)
     return [csv_path, md_path, *made]
