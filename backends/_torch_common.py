@@ -131,7 +131,6 @@ class TorchBackend(Backend):
     cuda_graph (CUDA only: the whole eager step captured once and replayed), fused (torch.optim.Adam's
     fused kernel, eager and CUDA-graph modes)."""
 
-    devices = ("cpu", "cuda")
     step_function: ClassVar[Callable[..., Any] | None] = None  # the module-level step compile mode compiles
     dynamo_settings: ClassVar[dict[str, Any]] = {}  # further Dynamo settings a subclass's step needs
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends import DEVICES
+from backends import DEVICES, REGISTRY
 from backends.errors import BackendUnavailable, DeviceUnsupported
 from backends.task import WEIGHT_NAMES, TaskConfig
 
@@ -58,7 +58,6 @@ class Backend(abc.ABC):
     """One implementation of the task's RNN: canonical weights in, Adam steps on windows, state carried."""
 
     name: ClassVar[str]  # registry name, used as pytest id and table row
-    devices: ClassVar[tuple[str, ...]] = ("cpu",)  # devices this backend can run on
     parity_options: ClassVar[dict[str, Any]] = {}  # options under which the model is exactly the canonical one
     mode: str = ""  # the registry mode this instance runs in (set by backends.load)
 
@@ -67,8 +66,10 @@ class Backend(abc.ABC):
             raise TypeError(f"config must be a TaskConfig, got {type(config).__name__}")
         if device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-        if device not in self.devices:
-            raise DeviceUnsupported(f"{self.name} runs on {', '.join(self.devices)} only, not {device}")
+        # the registry says where a backend runs (an unregistered one, such as the harness's no-op, on the cpu)
+        devices = REGISTRY[self.name].devices if self.name in REGISTRY else ("cpu",)
+        if device not in devices:
+            raise DeviceUnsupported(f"{self.name} runs on {', '.join(devices)} only, not {device}")
         self.config = config
         self.device = device
 

@@ -136,7 +136,6 @@ class JaxScan(Backend):
     Option fast: unrolled scan, donated buffers, synchronous CPU dispatch (see the module doc)."""
 
     name = "jax-scan"
-    devices = ("cpu", "cuda")
 
     def __init__(self, config: TaskConfig, device: str = "cpu", fast: bool = False) -> None:
         super().__init__(config, device)

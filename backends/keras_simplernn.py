@@ -31,7 +31,6 @@ class KerasSimpleRNN(TFBackend):
     concrete (call their traced ConcreteFunctions directly)."""
 
     name = "keras-simplernn"
-    devices = ("cpu", "cuda")
 
     def __init__(
         self, config: TaskConfig, device: str = "cpu", jit_compile: bool = False, concrete: bool = False

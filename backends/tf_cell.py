@@ -32,7 +32,6 @@ class TFCell(TFBackend):
     (call the traced ConcreteFunction directly)."""
 
     name = "tf-cell"
-    devices = ("cpu", "cuda")
 
     def __init__(
         self, config: TaskConfig, device: str = "cpu", jit_compile: bool = False, concrete: bool = False
