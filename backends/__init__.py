@@ -38,6 +38,9 @@ class Mode:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     devices: tuple[str, ...] | None = None
     about: str = ""  # one line for the README and the table legend
+    # process environment the mode needs before its framework is imported (e.g. KERAS_BACKEND): the
+    # harness's worker process for the case sets it; a process-wide switch is why a case is its own process
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +138,7 @@ __all__ = [
     "backend_class",
     "load",
     "mode_devices",
+    "mode_env",
     "modes",
     "names",
 ]
@@ -173,6 +177,11 @@ def modes(name: str) -> list[str]:
 def mode_devices(name: str, mode: str) -> tuple[str, ...]:
     """The devices a backend's mode runs on."""
     return _mode(name, mode).devices or entry(name).devices
+
+
+def mode_env(name: str, mode: str) -> dict[str, str]:
+    """The process environment a backend's mode needs before its framework loads (see Mode.env)."""
+    return dict(_mode(name, mode).env)
 
 
 def floor_backends() -> list[str]:

@@ -17,7 +17,7 @@ import typing
 from pathlib import Path
 from typing import Any, ClassVar
 
-SCHEMA = 2  # 1: benchmark.json + run.json (before records); 2: records.jsonl
+SCHEMA = 3  # 1: benchmark.json + run.json (before records); 2: records.jsonl; 3: planned cases, worker start-up, outcomes
 FILE = "records.jsonl"
 
 
@@ -55,6 +55,7 @@ class Start:
     options: dict[str, Any]  # option name -> value, as `benchmarks.options` parsed them
     task: dict[str, Any]  # Task.describe(): name, metric {name, label, about}, labels
     config: dict[str, Any]  # the TaskConfig's fields
+    cases: list[Case] = dataclasses.field(default_factory=list)  # every case the plan holds (all sizes), in order
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +85,7 @@ class Loaded:
     case: Case
     info: dict[str, Any]  # backends.base.Info as a dict
     params: int
+    startup_seconds: float | None = None  # the worker's start: new interpreter, framework import, backend made
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +130,7 @@ class Training:
     diverged_step: int | None  # where the run diverged, None if it did not
     seconds: float  # wall time of the training steps
     predictions: list[float] | None = None  # held-out predictions of stream 0, for the plots
+    outcome: str = ""  # "learned", "diverged" or "did-not-learn" (backends.training.outcome_of); "" before schema 3
 
 
 @dataclasses.dataclass(frozen=True)
