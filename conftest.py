@@ -1,18 +1,16 @@
 """The pytest shell around the harness, shared by the tests and the benchmarks.
 
-pytest_configure validates the options (one table: benchmarks/options.py) and makes the plan
-before any framework is imported. A benchmark session then opens a run folder, runs the plan's
-work through benchmarks/bench_suite.py (one test per unit, in plan order), and at the end labels
-the folder, renders its report from the records, and publishes it when it is worth publishing.
+pytest_configure validates the options (one table: benchmarks/options.py) and makes the plan before any
+framework is imported. A benchmark session then opens a run folder (benchmarks/session.py), runs the
+plan's work through benchmarks/bench_suite.py (one test per unit, in plan order; each case in a worker
+process of its own), and at the end labels the folder, renders its report from the records, and
+publishes it when it is worth publishing.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import signal
-import sys
-import tempfile
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +18,10 @@ import pytest
 
 from backends import threads
 from backends.errors import one_line
-from benchmarks import options, records, runs
-from benchmarks.harness import Harness, machine
+from benchmarks import options, signals
+from benchmarks.harness import machine
 from benchmarks.plan import make_plan
-from benchmarks.session import OPTS, PLAN, SESSION, Session
+from benchmarks.stash import OPTS, PLAN, SESSION
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,38 +51,35 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     try:
         config.stash[PLAN] = make_plan(opts)
+        _check_benchmark_json(config)
     except options.OptionError as err:
         raise pytest.UsageError(str(err)) from None
-    _check_benchmark_json(config)
-    results_dir = Path(opts.results_dir)
+    from benchmarks.session import open_session
+
     try:
-        for folder in runs.recover(results_dir, _render):
-            print(f"rnn-bench: {folder} was left by a run that was killed; labelled incomplete", file=sys.stderr)
-        folder, alive = runs.new_run(results_dir)
+        state = open_session(opts, config.stash[PLAN], progress=lambda line: _progress(config, line))
+    except KeyboardInterrupt as err:
+        pytest.exit(f"rnn-bench: interrupted by {err} before the run started", returncode=130)
     except OSError as err:
-        raise pytest.UsageError(f"--results-dir {opts.results_dir!r}: cannot create a run folder ({err})") from None
-    caches = _fresh_caches() if opts.fresh_caches else None
+        raise pytest.UsageError(f"--results-dir {opts.results_dir!r}: cannot create a run folder ({one_line(err)})") from None
+    config.stash[SESSION] = state
     if config.getoption("benchmark_json", None) is None:
-        config.option.benchmark_json = _json_target(folder / "benchmark.json")
-    writer = records.Writer(folder)
-    harness = Harness(opts, config.stash[PLAN], writer, progress=lambda line: _progress(config, line))
-    harness.start(sys.argv)
-    config.stash[SESSION] = Session(folder, alive, writer, harness, caches)
-    # a plain kill (SIGTERM, `timeout`) ends the session as Ctrl-C does: the run folder is labelled
-    signal.signal(signal.SIGTERM, _interrupt)
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+        config.option.benchmark_json = _json_target(state.folder / "benchmark.json")
 
 
 def _check_benchmark_json(config: pytest.Config) -> None:
-    """Refuse an unusable --benchmark-json now, not after the run (pytest-benchmark 5.3 takes a path)."""
+    """Refuse an unusable --benchmark-json now, before the run folder is made (pytest-benchmark 5.3 takes a
+    path, 5.2 an open file: an open file was checked by argparse already)."""
     target = config.getoption("benchmark_json", None)
     if isinstance(target, (str, Path)):
-        parent = Path(target).resolve().parent
+        path = Path(target)
+        parent = path.resolve().parent
+        if path.is_dir():
+            raise options.OptionError(f"--benchmark-json {target}: is a folder; give a file name")
         if not parent.is_dir():
-            raise pytest.UsageError(f"--benchmark-json {target}: folder {parent} does not exist")
+            raise options.OptionError(f"--benchmark-json {target}: folder {parent} does not exist")
+        if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise options.OptionError(f"--benchmark-json {target}: not writable")
 
 
 def _json_target(path: Path) -> Any:
@@ -93,16 +88,6 @@ def _json_target(path: Path) -> Any:
 
     major, minor = (int(p) for p in version("pytest-benchmark").split(".")[:2])
     return path if (major, minor) >= (5, 3) else open(path, "wb")  # noqa: SIM115 - pytest-benchmark closes it
-
-
-def _fresh_caches() -> Path:
-    """Empty compile caches for this run, so a compiled mode's first step is a cold compile."""
-    import os
-
-    root = Path(tempfile.mkdtemp(prefix="rnn-bench-caches-"))
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(root / "inductor")
-    os.environ["TRITON_CACHE_DIR"] = str(root / "triton")
-    return root
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -129,21 +114,16 @@ def _progress(config: pytest.Config, line: str) -> None:
         reporter.write_line(line)
 
 
-def _render(folder: Path) -> list[str]:
-    from benchmarks.report import render
-
-    return render(folder)[1]
-
-
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # around pytest-benchmark's wrapper, which saves its JSON
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Any:
-    """Finish the run after pytest-benchmark's save, whether or not that save worked: our records never
+    """End the run after pytest-benchmark's save, whether or not that save worked: our records never
     depend on it. Our table is printed last."""
     _drop_unfinished_benchmarks(session.config)
     try:
-        return (yield)
+        with signals.deferred():
+            return (yield)
     finally:
-        _finish_run(session, exitstatus)
+        _end_run(session, exitstatus)
         _print_summary(session.config)
 
 
@@ -155,37 +135,20 @@ def _drop_unfinished_benchmarks(config: pytest.Config) -> None:
         bench_session.benchmarks[:] = [b for b in bench_session.benchmarks if getattr(b, "stats", None)]
 
 
-def _finish_run(session: pytest.Session, exitstatus: int) -> None:
+def _end_run(session: pytest.Session, exitstatus: int) -> None:
+    from benchmarks.session import end_session
+
     state = session.config.stash.get(SESSION, None)
     if state is None:
         return
     # -x / --maxfail stop the run early with TESTS_FAILED: the work after the stop was never done
     stopped = bool(session.shouldfail or session.shouldstop)
-    complete = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not stopped
-    state.harness.finish(complete, int(exitstatus))
-    state.writer.close()
-    if state.caches is not None:
-        shutil.rmtree(state.caches, ignore_errors=True)
-    final = runs.finish_run(state.folder, complete)
-    state.alive.close()
-    state.folder = final
-    try:  # a kill from here on leaves a folder without tables, never latest; the next command renders it
-        state.summary = _render(final)
-    except Exception as err:  # the records are saved; a report bug must not lose them
-        state.problems.append(f"report failed ({one_line(err)})")
-    if state.problems:
-        state.problems.append(f"regenerate the report with: python -m benchmarks.report {final}")
-        return
-    if not complete:
-        state.problems.append("the run did not finish: not published as latest")
-    elif not state.harness.measured_cases:
-        state.problems.append("no case was measured: not published as latest")
-    else:
-        try:
-            runs.publish(final)
-            state.published = True
-        except OSError as err:
-            state.problems.append(f"cannot publish the run as latest ({err})")
+    attempted_all = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not stopped
+    end_session(state, attempted_all, int(exitstatus))
+    if signals.received():  # our one line replaces pytest's KeyboardInterrupt report
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and hasattr(reporter, "_keyboardinterrupt_memo"):
+            reporter._keyboardinterrupt_memo = None
 
 
 def _print_summary(config: pytest.Config) -> None:
@@ -193,9 +156,10 @@ def _print_summary(config: pytest.Config) -> None:
     tr = config.pluginmanager.get_plugin("terminalreporter")
     if state is None or tr is None:
         return
-    tr.section("rnn-bench comparison")
-    for line in state.summary:
-        tr.write_line(line)
-    tr.write_line(f"run folder: {state.folder}" + (" (published as latest)" if state.published else ""))
-    for problem in state.problems:
-        tr.write_line(problem, yellow=True)
+    with signals.deferred():
+        tr.section("rnn-bench comparison")
+        for line in state.summary:
+            tr.write_line(line)
+        tr.write_line(f"run folder: {state.folder}" + (" (published as latest)" if state.published else ""))
+        for problem in state.problems:
+            tr.write_line(problem, yellow=True)

@@ -1,6 +1,7 @@
 """The one table of options. pytest's flags, the sweep's command line, validation, what a run records,
 the report's options line and compare's "settings differ" all read `OPTIONS`: adding an option is one
-entry here. Task sizes take their defaults and bounds from `TaskConfig`.
+entry here, saying which commands take it ("bench": `make bench`, "sweep": `make sweep`) and, where the
+sweep wants another default, that default. Task sizes take their defaults and bounds from `TaskConfig`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import backends
 from backends.task import LIMITS, TaskConfig
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "all")
+COMMANDS = ("bench", "sweep")
+SAME = object()  # an Option's sweep_default when the sweep takes the common default
 _TASK_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TaskConfig)}
 
 
@@ -36,10 +39,15 @@ class Option:
     task: bool = False  # a TaskConfig field: default and bounds from there
     setting: bool = True  # changes what is measured: compare calls out a difference
     parse: Callable[[str], Any] | None = None  # for lists and names; validates and returns the value
+    commands: tuple[str, ...] = COMMANDS  # which commands take it
+    sweep_default: Any = SAME  # the sweep's default where it differs
 
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+    def default_for(self, command: str) -> Any:
+        return self.default if command != "sweep" or self.sweep_default is SAME else self.sweep_default
 
 
 def _task(name: str, kind: type, help_text: str, low: float | None = 1) -> Option:
@@ -92,11 +100,41 @@ def parse_results_dir(raw: str) -> Path:
     return path
 
 
+def parse_cpu_affinity(raw: str) -> tuple[int, ...]:
+    """'' (no pinning) or comma-separated core numbers this process may run on."""
+    if raw == "":
+        return ()
+    allowed = sorted(os.sched_getaffinity(0))
+    try:
+        cores = tuple(sorted({int(c) for c in raw.split(",")}))
+    except ValueError:
+        cores = ()
+    if not cores or any(c not in allowed for c in cores):
+        raise OptionError(
+            f"--cpu-affinity must be comma-separated cores of this machine ({','.join(map(str, allowed))}), got {raw!r}"
+        )
+    return cores
+
+
+def _sizes(raw: str) -> tuple[tuple[int, int, int], ...]:
+    from benchmarks.sweep import parse_sizes
+
+    return parse_sizes(raw) if raw else ()
+
+
+def _preset(raw: str) -> str:
+    from benchmarks.sweep import parse_preset
+
+    return parse_preset(raw)
+
+
+SWEEP = ("sweep",)
 OPTIONS: tuple[Option, ...] = (
     Option("backends", str, "all", "comma-separated backend names, or all", parse=parse_backends),
     Option("modes", str, "all", "modes to run: all, default, or comma-separated mode names", parse=parse_modes),
     Option("device", str, "auto", "cpu, cuda, all, or auto = cpu plus cuda where a GPU exists", parse=parse_device),
-    Option("seeds", int, 10, "training runs (seeds) per case for accuracy", 1, 1000),
+    Option("seeds", int, 10, "training runs (seeds) per case for accuracy", 1, 1000, sweep_default=1),
+    Option("accuracy", bool, True, "train each case (--seeds x --train-steps) and score it", sweep_default=False),
     _task("train_steps", int, "training windows per accuracy run"),
     _task("hidden_size", int, "RNN hidden units"),
     _task("seq_len", int, "time steps per window"),
@@ -104,12 +142,22 @@ OPTIONS: tuple[Option, ...] = (
     Option("lr", float, _TASK_DEFAULTS["lr"], "Adam learning rate", 1e-12, 1e3, task=True),
     Option("threads", int, 1, "threads for every framework and native thread pool", 1, 256),
     Option("rounds", int, 100, "timed rounds per step block", 1, 1_000_000),
-    Option("repeats", int, 5, "step blocks per case, taken in turn across cases", 1, 1000),
+    Option("repeats", int, 5, "step blocks per case, taken in turn across cases", 1, 1000, sweep_default=2),
     Option("warmup_rounds", int, 10, "untimed rounds before each block", 0, 1_000_000),
     Option("min_round_us", float, 200.0, "a round times several calls until it lasts about this long", 0, 1e6),
-    Option("memory", bool, True, "measure peak memory in a child process per case (--no-memory: skip)"),
+    Option("memory", bool, True, "record each case's worker's peak memory (--no-memory: skip)", sweep_default=False),
     Option("fresh_caches", bool, True, "fresh compile caches (inductor, XLA) for the run (--no-fresh-caches)"),
+    Option("worker_timeout", float, 300.0, "seconds a case's worker may take to answer (4x for a first step)", 1, 1e6),
+    Option("cpu_affinity", str, "", "cores the workers run on, e.g. 1 or 0,1 (default: no pinning)", parse=parse_cpu_affinity),
     Option("results_dir", str, "results", "folder for run folders", setting=False, parse=parse_results_dir),
+    # the sweep's own: sizes and budgets (see benchmarks/sweep.py)
+    Option("sizes", str, "", "sizes, comma-separated HIDDENxBATCHxSEQ_LEN (instead of --preset)", parse=_sizes, commands=SWEEP),
+    Option("preset", str, "default", "named set of sizes: seed, torch7-rnn, default", parse=_preset, commands=SWEEP),
+    Option("point_budget_s", float, 1.0, "seconds of timed rounds per case and size", 1e-3, 3600, commands=SWEEP),
+    Option("max_call_s", float, 1.0, "skip a case at sizes where one train_step takes longer", 1e-6, 3600, commands=SWEEP),
+    Option("max_memory_mb", float, 4096.0, "skip points whose estimated memory is larger", 1e-3, 1e9, commands=SWEEP),
+    Option("setup_budget_s", float, 30.0, "per case: seconds of loading and first calls, all sizes", 0, 1e6, commands=SWEEP),
+    Option("budget_s", float, 480.0, "seconds for the whole sweep; points left then are skipped", 1, 1e7, commands=SWEEP),
 )
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 
@@ -179,15 +227,25 @@ class Options:
         return Options({**self._values, **changes})
 
 
-def parse(raw: Mapping[str, Any]) -> Options:
+def taken_by(command: str) -> tuple[Option, ...]:
+    if command not in COMMANDS:
+        raise ValueError(f"command must be one of {', '.join(COMMANDS)}, got {command!r}")
+    return tuple(o for o in OPTIONS if command in o.commands)
+
+
+def parse(raw: Mapping[str, Any], command: str = "bench") -> Options:
     """Validate every option given (by name, as strings or values); defaults for the rest.
     A bad value raises OptionError naming the option, the value and what is allowed."""
-    unknown = sorted(set(raw) - set(BY_NAME))
+    taken = taken_by(command)
+    names = [o.name for o in taken]
+    unknown = sorted(set(raw) - set(names))
     if unknown:
-        raise OptionError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(BY_NAME)}")
-    values = {}
-    for option in OPTIONS:
-        value = raw.get(option.name, option.default)
+        raise OptionError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(names)}")
+    if command == "sweep" and raw.get("sizes") is not None and raw.get("preset") is not None:
+        raise OptionError("give --sizes or --preset, not both")
+    values: dict[str, Any] = {"command": command}
+    for option in taken:
+        value = raw.get(option.name, option.default_for(command))
         if option.parse is not None:
             value = option.parse(str(value))
         elif option.kind is bool:
@@ -200,8 +258,8 @@ def parse(raw: Mapping[str, Any]) -> Options:
     return opts
 
 
-def defaults() -> Options:
-    return parse({})
+def defaults(command: str = "bench") -> Options:
+    return parse({}, command)
 
 
 def gpu_present() -> bool:
@@ -209,11 +267,13 @@ def gpu_present() -> bool:
     return os.path.exists("/proc/driver/nvidia/gpus") or os.path.exists("/dev/nvidia0")
 
 
-def add_to_parser(add: Callable[..., Any]) -> None:
-    """Declare every option through `add(flag, **kwargs)` (pytest's addoption or argparse's add_argument);
-    values stay strings (None when not given) and are validated by `parse`."""
-    for option in OPTIONS:
-        text = f"{option.help} (default {option.default})"
+def add_to_parser(add: Callable[..., Any], command: str = "bench") -> None:
+    """Declare the command's options through `add(flag, **kwargs)` (pytest's addoption or argparse's
+    add_argument); values stay strings (None when not given) and are validated by `parse`."""
+    for option in taken_by(command):
+        default = option.default_for(command)
+        shown = ("yes" if default else "no") if option.kind is bool else default if default != "" else "none"
+        text = f"{option.help} (default {shown})"
         if option.kind is bool:
             add(option.flag, action="store_const", const="yes", default=None, dest=option.name, help=text)
             add("--no-" + option.flag[2:], action="store_const", const="no", dest=option.name, help="")
@@ -221,6 +281,6 @@ def add_to_parser(add: Callable[..., Any]) -> None:
             add(option.flag, default=None, dest=option.name, help=text)
 
 
-def from_namespace(namespace: Any) -> dict[str, Any]:
+def from_namespace(namespace: Any, command: str = "bench") -> dict[str, Any]:
     """The options given on a command line (argparse namespace or pytest config.option), by name."""
-    return {o.name: getattr(namespace, o.name) for o in OPTIONS if getattr(namespace, o.name, None) is not None}
+    return {o.name: getattr(namespace, o.name) for o in taken_by(command) if getattr(namespace, o.name, None) is not None}

@@ -1,4 +1,5 @@
-"""A pytest plugin (loaded with `-p`, see pyproject.toml) that pins threads before numpy can load.
+"""A pytest plugin (loaded with `-p`, see pyproject.toml) that pins threads before numpy can load, and
+installs the run's signal handling (benchmarks/signals.py) as early as pytest allows.
 
 OpenBLAS reads its thread count once, when numpy loads, and other installed pytest plugins may
 import numpy before any hook of ours runs (seen on the GPU machine: 16 BLAS threads while 1 was
@@ -15,6 +16,9 @@ import sys
 from typing import Any
 
 from backends import threads
+from benchmarks import signals
+
+signals.install()  # the earliest moment of a pytest run: an interrupt from here on ends it by one rule
 
 
 def _pin(args: list[str]) -> None:

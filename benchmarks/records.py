@@ -2,8 +2,10 @@
 
 The harness appends each record the moment its measurement is taken (flushed and fsynced), so a
 run killed at any moment keeps everything it finished. The report reads records only. Every run
-writes `SCHEMA` into its `Start` record; runs made before records existed (pytest-benchmark's JSON
-plus run.json) are upgraded by `benchmarks.migrate`.
+writes `SCHEMA` into its `Start` record. `read` is the one loader: a folder written in an older schema
+(records.jsonl of schema 2, or pytest-benchmark's JSON plus run.json before records existed) goes
+through the upgrade chain of `benchmarks.migrate` (plain JSON objects, step by step), then every record
+is built and type-checked here, errors naming the file, line and field.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import types
 import typing
 from pathlib import Path
 from typing import Any, ClassVar
+
+from benchmarks import migrate
 
 SCHEMA = 3  # 1: benchmark.json + run.json (before records); 2: records.jsonl; 3: planned cases, worker start-up, outcomes
 FILE = "records.jsonl"
@@ -193,7 +197,7 @@ def from_json(obj: Any, where: str = "record") -> Record:
     if not isinstance(obj, dict):
         raise RecordError(f"{where}: must be a JSON object, got {type(obj).__name__}")
     kind = obj.get("kind")
-    if kind not in BY_KIND:
+    if not isinstance(kind, str) or kind not in BY_KIND:
         raise RecordError(f"{where}: unknown kind {kind!r}; known: {', '.join(BY_KIND)}")
     return _build(BY_KIND[kind], {k: v for k, v in obj.items() if k != "kind"}, f"{where} ({kind})")
 
@@ -255,18 +259,33 @@ def _check(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
+class WriteError(OSError):
+    """The records file cannot be written any more; the run must stop (what is recorded stays)."""
+
+
 class Writer:
     """Appends records to a run's records file, each flushed and fsynced before `write` returns."""
 
     def __init__(self, folder: Path) -> None:
         self.path = Path(folder) / FILE
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+        try:
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
+        except OSError as err:
+            raise WriteError(f"cannot write {self.path} ({err.strerror or err})") from None
 
     def write(self, record: Record) -> None:
+        """Append one record; WriteError naming the file when it (or its folder) was made read-only or went
+        away: the open handle would still write, but the user has said the run must not (root included)."""
         line = json.dumps(to_json(record), allow_nan=False, separators=(",", ":"))
-        self._file.write(line + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            mode = os.stat(self.path).st_mode
+            if not mode & 0o200 or not os.stat(self.path.parent).st_mode & 0o200:
+                raise PermissionError(13, "made read-only")
+            self._file.write(line + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as err:
+            raise WriteError(f"cannot write {self.path} ({err.strerror or err}); the run stops here") from None
 
     def close(self) -> None:
         self._file.close()
@@ -274,12 +293,14 @@ class Writer:
 
 @dataclasses.dataclass
 class RunRecords:
-    """Everything a run folder holds, read back."""
+    """Everything a run folder holds, read back (in the newest schema)."""
 
     path: Path
     records: list[Record]
     torn: bool = False  # the last line was cut off (the process was killed while writing it)
     migrated_from: int | None = None  # the schema the folder was written in, when it was upgraded
+    where: list[str] = dataclasses.field(default_factory=list)  # each record's place: "records.jsonl, line 7"
+    duplicates: list[str] = dataclasses.field(default_factory=list)  # records left out as repeats, and where
 
     def of(self, cls: type) -> list[Any]:
         """The records of one type, in the order they were written."""
@@ -323,20 +344,57 @@ class RunRecords:
 
 
 def read(folder: str | os.PathLike[str]) -> RunRecords:
-    """Read a run folder: records.jsonl, or an older layout through `benchmarks.migrate`."""
+    """Read a run folder in the newest schema: records.jsonl, or an older layout through the upgrade chain;
+    RecordError naming the file, the line and the field when something cannot be read."""
     path = Path(folder)
     if not path.is_dir():
         raise RecordError(f"{path}: no such run folder")
     file = path / FILE
-    if not file.exists():
-        from benchmarks import migrate
+    torn = False
+    try:
+        if file.is_symlink() and not file.exists():
+            raise RecordError(f"{file}: a symbolic link that leads to no file (dangling, or a loop)")
+        if file.exists():
+            objects, where, torn = _lines(file)
+            schema = _schema(objects, where, file)
+        else:
+            objects, schema = migrate.schema_1_to_2(path), 1
+            where = [f"{path / migrate.BENCH} (upgraded), record {i}" for i in range(1, len(objects) + 1)]
+        if schema > SCHEMA:
+            raise RecordError(f"{file}: schema {schema}, written by a newer version; this version reads up to {SCHEMA}")
+        objects = migrate.upgrade(objects, max(schema, 2))
+    except (migrate.UpgradeError, OSError) as err:
+        raise RecordError(" ".join(str(err).split())) from None
+    records = [from_json(obj, w) for obj, w in zip(objects, where)]
+    run = RunRecords(path, records, torn, schema if schema < SCHEMA else None, where)
+    _drop_repeats(run)
+    _outcomes(run)
+    return run
 
-        return migrate.upgrade(path)
+
+def _outcomes(run: RunRecords) -> None:
+    """Every training record has an outcome: one of migrate.OUTCOMES (one written without gets it by the rule)."""
+    task = run.start.task
+    trivial = task.get("trivial_metric", migrate.TRIVIAL_METRIC.get(str(task.get("name"))))
+    trivial = trivial if isinstance(trivial, (int, float)) and not isinstance(trivial, bool) else None
+    for i, (record, place) in enumerate(zip(run.records, run.where)):
+        if not isinstance(record, Training):
+            continue
+        if record.outcome == "":
+            outcome = migrate.outcome_of(record.metric, record.diverged_step, trivial)
+            run.records[i] = dataclasses.replace(record, outcome=outcome)
+        elif record.outcome not in migrate.OUTCOMES:
+            allowed = ", ".join(migrate.OUTCOMES)
+            raise RecordError(f"{place} (training).outcome: {record.outcome!r:.40} is not one of {allowed}")
+
+
+def _lines(file: Path) -> tuple[list[Any], list[str], bool]:
+    """The JSON objects of a records file with each one's place; whether its last line was cut off."""
     try:
         lines = file.read_text(encoding="utf-8").split("\n")
     except (OSError, UnicodeDecodeError) as err:
         raise RecordError(f"{file}: cannot read it ({str(err).splitlines()[0]})") from None
-    records, torn = [], False
+    objects, where, torn = [], [], False
     last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -348,9 +406,53 @@ def read(folder: str | os.PathLike[str]) -> RunRecords:
                 torn = True
                 continue
             raise RecordError(f"{file}, line {number}: not JSON") from None
-        records.append(from_json(obj, f"{file.name}, line {number}"))
-    run = RunRecords(path, records, torn)
-    start = run.start
-    if start.schema != SCHEMA:
-        raise RecordError(f"{file}: schema {start.schema}, this version reads {SCHEMA}")
-    return run
+        objects.append(obj)
+        where.append(f"{file}, line {number}")
+    return objects, where, torn
+
+
+def _schema(objects: list[Any], where: list[str], file: Path) -> int:
+    """The schema its start record names (records files begin at schema 2)."""
+    for obj, place in zip(objects, where):
+        if isinstance(obj, dict) and obj.get("kind") == "start":
+            schema = obj.get("schema")
+            if isinstance(schema, bool) or not isinstance(schema, int) or schema < 2:
+                raise RecordError(f"{place} (start).schema: must be an integer from 2, got {schema!r:.40}")
+            return schema
+    raise RecordError(f"{file}: no start record")
+
+
+def _key(record: Record) -> tuple[Any, ...] | None:
+    """What a measurement is of: two records with one key are the same measurement taken twice."""
+    if isinstance(record, Block):
+        return ("block", record.case, record.op, record.repeat)
+    if isinstance(record, Training):
+        return ("training", record.case, record.seed)
+    if isinstance(record, Start):
+        return ("start",)
+    return None
+
+
+def _drop_repeats(run: RunRecords) -> None:
+    """Keep the first of records repeated whole or of one measurement taken twice, and say so in
+    `run.duplicates`; a second, different start record is an error (two runs in one file)."""
+    seen: dict[str, str] = {}
+    keys: dict[tuple[Any, ...], str] = {}
+    kept, places = [], []
+    for record, place in zip(run.records, run.where):
+        text = json.dumps(to_json(record), sort_keys=True)
+        key = _key(record)
+        if text in seen:
+            run.duplicates.append(f"{place} repeats {seen[text]}")
+            continue
+        if key is not None and key in keys:
+            if key == ("start",):
+                raise RecordError(f"{place}: a second, different start record (the first: {keys[key]}): two runs?")
+            run.duplicates.append(f"{place}: the same {record.kind} as {keys[key]}, with other values")
+            continue
+        seen[text] = place
+        if key is not None:
+            keys[key] = place
+        kept.append(record)
+        places.append(place)
+    run.records, run.where = kept, places

@@ -16,7 +16,11 @@ import datetime as dt
 import fcntl
 import json
 import os
+import re
+import shutil
 import socket
+import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -27,14 +31,39 @@ from benchmarks.records import FILE
 PARTIAL = ".partial"
 INCOMPLETE = "-incomplete"
 RUNNING = ".running"
+CACHES = ".caches"  # a run's fresh compile caches live in its folder: a killed run's go with its recovery
+LOCK_WAIT_S = 120.0  # how long a command waits for another one's lock on the results folder
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+class LockTimeout(OSError):
+    """The results folder's lock stayed held by another process for too long."""
 
 
 @contextlib.contextmanager
-def locked(results_dir: Path) -> Iterator[None]:
-    """Hold the results folder's lock (blocking) while `latest` and `index.json` change."""
-    with open(results_dir / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+def locked(results_dir: Path, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+    """Hold the results folder's lock while `latest`, `index.json` or a dead run's folder change. While
+    another process holds it, say so once (with its pid) and give up after `wait_s` with LockTimeout."""
+    path = results_dir / ".lock"
+    with open(path, "a+") as handle:
+        deadline, said = time.monotonic() + wait_s, False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not said:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    print(f"rnn-bench: waiting for the lock on {path} (held by {holder})", file=sys.stderr)
+                    said = True
+                if time.monotonic() > deadline:
+                    raise LockTimeout(f"{path} stayed locked for {wait_s:g} s; is another run finishing?") from None
+                time.sleep(0.2)
         try:
+            handle.truncate(0)
+            handle.write(f"pid {os.getpid()}\n")
+            handle.flush()
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
@@ -96,34 +125,62 @@ def recover(
     results_dir: Path, render: Callable[[Path], object] | None = None, report: str = "comparison.md"
 ) -> list[Path]:
     """Finish every partial run whose process has died, and render it; returns those folders. A run killed
-    before its last record is labelled incomplete (a Finish record saying so is appended); one killed
-    after that (while its report was being written) was already renamed: it is rendered (it lacks the file
-    `report`), not published."""
+    before its last record is labelled incomplete (a Finish record saying so is appended, on a line of its
+    own); one killed after that (while its report was being written) was already renamed: it is rendered
+    (it lacks its report file: `report`, or sweep.md for a sweep), not published. Folders are claimed under
+    the results folder's lock, so two commands never recover the same one."""
     runs = results_dir / "runs"
     found: list[Path] = []
     if not runs.is_dir():
         return found
     for folder in sorted(runs.iterdir()):  # finished, but killed while its report was being written
         if folder.is_dir() and not folder.name.endswith(PARTIAL) and (folder / FILE).exists():
-            if not (folder / report).exists() and render is not None:
+            if not (folder / report_file(folder, report)).exists() and render is not None:
                 with contextlib.suppress(Exception):
                     render(folder)
                     found.append(folder)
-    for partial in sorted(runs.glob("*" + PARTIAL)):
-        if not partial.is_dir() or _alive(partial):
-            continue
-        finished = _finished(partial)
-        if not finished and (partial / FILE).exists():
-            writer = records.Writer(partial)
-            stamp = dt.datetime.now().isoformat(timespec="seconds")
-            writer.write(records.Finish(stamp, False, None, "the run's process died; labelled by a later command"))
-            writer.close()
-        final = finish_run(partial, complete=finished)
+    claimed: list[Path] = []
+    with locked(results_dir):
+        for partial in sorted(runs.glob("*" + PARTIAL)):
+            if not partial.is_dir() or _alive(partial):
+                continue
+            finished = _finished(partial)
+            if not finished and (partial / FILE).exists():
+                _append_finish(partial, "the run's process died; labelled by a later command")
+            shutil.rmtree(partial / CACHES, ignore_errors=True)
+            claimed.append(finish_run(partial, complete=finished))
+    for final in claimed:
         found.append(final)
         if render is not None and (final / FILE).exists():
             with contextlib.suppress(Exception):  # the folder is labelled; a report can be made later
                 render(final)
     return found
+
+
+def report_file(folder: Path, default: str = "comparison.md") -> str:
+    """The report file that marks a rendered run: sweep.md for a sweep, else `default`."""
+    try:
+        with open(folder / FILE, encoding="utf-8") as f:
+            first = json.loads(f.readline())
+        return "sweep.md" if first.get("options", {}).get("sweep") else default
+    except (OSError, ValueError, AttributeError):
+        return default
+
+
+def _append_finish(folder: Path, note: str) -> None:
+    """Append an incomplete Finish record, starting a new line if the last one was cut off."""
+    path = folder / FILE
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size:
+            f.seek(size - 1)
+        torn = size > 0 and f.read(1) != b"\n"
+    if torn:
+        with open(path, "ab") as f:
+            f.write(b"\n")
+    writer = records.Writer(folder)
+    writer.write(records.Finish(dt.datetime.now().isoformat(timespec="seconds"), False, None, note))
+    writer.close()
 
 
 def publish(run: Path) -> None:
@@ -151,8 +208,9 @@ def read_index(results_dir: Path) -> list[str]:
         runs = index["runs"]
         if not isinstance(runs, list) or not all(isinstance(r, str) for r in runs):
             raise TypeError("runs must be a list of names")
-        return [r for r in runs if (results_dir / "runs" / r).is_dir()]
-    except (OSError, ValueError, TypeError, KeyError):
+        # only plain run-folder names: "../../etc" or "a/b" is not a run of this folder
+        return [r for r in runs if RUN_NAME.fullmatch(r) and (results_dir / "runs" / r).is_dir()]
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         os.replace(path, path.with_name(f"index.json.corrupt-{stamp}"))
         return _complete_runs(results_dir)

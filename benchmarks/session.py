@@ -1,25 +1,35 @@
-"""What the pytest shell keeps between its hooks and the benchmark tests (pytest's stash)."""
+"""A run's life, the same for `make bench` (through pytest) and `make sweep` (plain Python):
+
+    open: recover runs that were killed, a new `.partial` run folder, fresh compile caches in it, the
+          harness (Start record);
+    work: the caller runs the plan's units through `session.harness`;
+    end:  the last records, the folder renamed (`-incomplete` unless every unit ran and no signal came),
+          the report rendered, and published as latest only when complete, measured and rendered.
+
+Signals follow benchmarks/signals.py: the end is never cut in half, and an interrupted run is never
+complete, whatever exit status its caller saw.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-import pytest
-
-from benchmarks import options, records
-from benchmarks.harness import Harness
+from backends.errors import one_line
+from backends.task import SIN_TO_COS, Task
+from benchmarks import records, runs, signals
+from benchmarks.harness import Harness, Policy
+from benchmarks.options import Options
 from benchmarks.plan import Plan
-
-OPTS = pytest.StashKey[options.Options]()
-PLAN = pytest.StashKey[Plan]()
-SESSION = pytest.StashKey["Session"]()
 
 
 @dataclasses.dataclass
 class Session:
-    """A benchmark session's run folder, harness and outcome."""
+    """A run folder, its harness and its outcome."""
 
     folder: Path
     alive: IO[str]
@@ -27,5 +37,98 @@ class Session:
     harness: Harness
     caches: Path | None
     published: bool = False
+    ended: bool = False
     summary: list[str] = dataclasses.field(default_factory=list)
     problems: list[str] = dataclasses.field(default_factory=list)
+
+
+def results_root(opts: Options) -> Path:
+    """Where a command's run folders go: RESULTS_DIR for the benchmark, RESULTS_DIR/sweeps for the sweep."""
+    root = Path(opts.results_dir)
+    return root / "sweeps" if opts.command == "sweep" else root
+
+
+def render(folder: Path) -> list[str]:
+    """Render a run folder's report (a sweep's as a sweep); the terminal summary lines."""
+    from benchmarks.report import render as render_run
+
+    if runs.report_file(folder) == "sweep.md":
+        from benchmarks.report.sweep import render_sweep
+
+        return [f"wrote {p}" for p in render_sweep(folder)]
+    return render_run(folder)[1]
+
+
+def recover(results_dir: Path, progress: Callable[[str], None]) -> None:
+    """Label and render the runs under `results_dir` that were killed."""
+    for folder in runs.recover(results_dir, render):
+        progress(f"rnn-bench: {folder} was left by a run that was killed; labelled incomplete and rendered")
+
+
+def open_session(
+    opts: Options,
+    plan: Plan,
+    argv: list[str] | None = None,
+    task: Task = SIN_TO_COS,
+    progress: Callable[[str], None] = print,
+    policy: Policy | None = None,
+) -> Session:
+    """Open a new run folder for `plan` (OSError when the results folder cannot hold one)."""
+    results_dir = results_root(opts)
+    recover(results_dir, progress)
+    folder, alive = runs.new_run(results_dir)
+    caches = folder / runs.CACHES if opts.fresh_caches else None
+    writer = records.Writer(folder)
+    harness = Harness(opts, plan, writer, task, progress, caches, policy)
+    harness.start(list(sys.argv if argv is None else argv))
+    return Session(folder, alive, writer, harness, caches)
+
+
+def end_session(session: Session, attempted_all: bool, exit_status: int | None = None) -> Session:
+    """End the run (once): see the module's docstring. Problems are one line each in `session.problems`."""
+    if session.ended:
+        return session
+    session.ended = True
+    got = signals.received()
+    complete = attempted_all and not got
+    note = f"interrupted by {', '.join(dict.fromkeys(got))}" if got else ""
+    with signals.deferred():
+        try:
+            session.harness.finish(complete, exit_status, note)
+        except OSError as err:  # records.WriteError: the folder was made unwritable
+            session.harness.close()
+            session.problems.append(one_line(err))
+        session.writer.close()
+        if session.caches is not None:
+            shutil.rmtree(session.caches, ignore_errors=True)
+        try:
+            session.folder = runs.finish_run(session.folder, complete)
+        except OSError as err:
+            session.problems.append(f"cannot rename the run folder {session.folder} ({err.strerror or err})")
+            complete = False
+        session.alive.close()
+    if note:
+        session.problems.append(f"{note}: the run is incomplete, kept as {session.folder}")
+    try:
+        with signals.rendering():
+            session.summary = render(session.folder)
+    except KeyboardInterrupt as err:
+        session.problems.append(f"report cut short by {err}; the next command renders it")
+        return session
+    except Exception as err:  # the records are saved; a report bug must not lose them
+        session.problems.append(f"report failed ({one_line(err)})")
+        session.problems.append(f"regenerate the report with: python -m benchmarks.report {session.folder}")
+        return session
+    if not complete:
+        if not note:
+            session.problems.append("the run did not finish: not published as latest")
+    elif not session.harness.measured_cases:
+        session.problems.append("no case was measured: not published as latest")
+    else:
+        with signals.deferred():
+            try:
+                runs.publish(session.folder)
+                session.published = True
+            except OSError as err:
+                session.problems.append(f"cannot publish the run as latest ({one_line(err)})")
+    return session

@@ -1,45 +1,78 @@
-"""The harness, plain Python: runs a plan's work, one unit at a time, and writes a record per measurement.
+"""The harness, plain Python: runs a plan's work, one unit at a time, each case in a worker process of its own,
+and writes a record per measurement.
 
-It loads backends, times step blocks, trains, and probes memory in child processes. Every finished
-measurement is appended to the run's records before the next one starts (see benchmarks/records.py).
-Nothing here knows pytest: the pytest shell (conftest.py, benchmarks/bench_suite.py) calls `run`
-for each unit of work and passes a timer that goes through pytest-benchmark.
+The parent (this module) holds the plan and the records; a case's worker (benchmarks/harness/worker.py)
+loads only that case's framework, with that case's process settings, and runs every timing loop itself.
+A worker that crashes or hangs costs its unit of work: the unit is recorded as failed with the cause, and
+the next unit of that case starts a fresh worker. Every finished measurement is appended to the run's
+records before the next one starts (see benchmarks/records.py). Nothing here knows pytest: the pytest
+shell (conftest.py, benchmarks/bench_suite.py) and the sweep call `run` for each unit of work.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import datetime as dt
 import os
-import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import backends
-from backends import threads
-from backends.base import Backend, Prepared
 from backends.errors import BackendUnavailable, one_line
-from backends.task import SIN_TO_COS, Task, initial_weights
-from backends.training import run_training
+from backends.task import SIN_TO_COS, Task
 from benchmarks import records
-from benchmarks.harness import machine, memory
-from benchmarks.harness.noop import NoopBackend
-from benchmarks.harness.timing import Timer, calls_per_round, plain_timer, rounds_of
+from benchmarks.harness import machine
+from benchmarks.harness.workers import WorkerFailed, WorkerProcess
 from benchmarks.options import Options
 from benchmarks.plan import Plan, Work
 from benchmarks.records import Case
 
-PROGRESS_EVERY_S = 10.0
+FIRST_CALL_TIMEOUT_FACTOR = 4  # loading a framework or compiling a first step takes longer than a block
+Lane = tuple[str, str, str]  # backend, mode, device: one worker serves a lane's sizes one after another
 
 
 class Unavailable(Exception):
-    """A case cannot run here (its framework or device is missing); recorded, and the shell skips it."""
+    """A case cannot run here (its framework or device is missing, or the sweep's budget says no)."""
 
 
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if value == value and abs(value) != float("inf") else None
+class Failed(Exception):
+    """A unit of work failed (recorded); the message says why in one line."""
+
+
+class Policy:
+    """What a plan's runner may decide as it goes (the sweep's budgets); by default: run everything."""
+
+    def skip(self, work: Work) -> str:
+        """Why `work` must not run ('' to run it); asked before every unit."""
+        return ""
+
+    def block_budget_s(self, work: Work) -> float | None:
+        """Seconds a block's rounds may take (None: exactly --rounds)."""
+        return None
+
+    def observe(self, work: Work, record: Any, seconds: float) -> None:
+        """What a unit produced (None when it failed) and the wall seconds it took."""
+
+
+def lane_of(case: Case) -> Lane:
+    return (case.backend, case.mode, case.device)
+
+
+def worker_env(case: Case | None, opts: Options, caches: Path | None) -> dict[str, str]:
+    """The environment of a case's worker: this process's (threads are in it), the run's fresh compile
+    caches, the cores to run on, and what the case's mode needs before its framework loads."""
+    env = dict(os.environ)
+    if caches is not None:
+        env["TORCHINDUCTOR_CACHE_DIR"] = str(caches / "inductor")
+        env["TRITON_CACHE_DIR"] = str(caches / "triton")
+        env["JAX_COMPILATION_CACHE_DIR"] = str(caches / "jax")
+    if opts.cpu_affinity:
+        env["RNN_BENCH_CPU_AFFINITY"] = ",".join(map(str, opts.cpu_affinity))
+    if case is not None:
+        env.update(backends.mode_env(case.backend, case.mode))
+    return env
 
 
 class Harness:
@@ -52,15 +85,24 @@ class Harness:
         writer: records.Writer,
         task: Task = SIN_TO_COS,
         progress: Callable[[str], None] = print,
+        caches: Path | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.opts, self.plan, self.writer, self.task, self.progress = opts, plan, writer, task, progress
-        self._kept: dict[tuple[Case, str], Backend] = {}  # a backend kept for the next repeat of its block
-        self._calls: dict[tuple[Case, str], int] = {}  # calls per round, fixed in repeat 0
-        self._unavailable: dict[Case, str] = {}
+        self.caches, self.policy = caches, policy or Policy()
+        self.logs = writer.path.parent / "logs"
+        self.workers: dict[Lane, WorkerProcess] = {}
+        self._ready: set[Case] = set()  # cases whose backend is loaded in their worker
+        self._called: set[tuple[Case, str]] = set()  # (case, op) whose first call happened
+        self._remaining: dict[Lane, int] = {}
+        for w in plan.work:
+            if w.case is not None:
+                self._remaining[lane_of(w.case)] = self._remaining.get(lane_of(w.case), 0) + 1
+        self._unavailable: dict[Lane, str] = {}
+        self._skipped: set[Case] = set()
         self._loaded: set[Case] = set()
         self._held_out: set[str] = set()
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._probes: dict[Case, concurrent.futures.Future[dict[str, Any]]] | None = None
+        self._threads: list[dict[str, Any]] = []  # each worker's thread settings, for the last machine record
         self.measured_cases: set[Case] = set()  # cases with a step block or a training run recorded
 
     # ---- the run's first and last records ----
@@ -68,147 +110,266 @@ class Harness:
     def start(self, argv: list[str]) -> None:
         started = dt.datetime.now().isoformat(timespec="seconds")
         config = dataclasses.asdict(self.opts.config)
+        values = self.opts.as_dict()
+        if self.opts.command == "sweep":
+            from benchmarks.plan import sizes
+            from benchmarks.records import size_of
+
+            values["sweep"] = True
+            values["sizes"] = [size_of(*s) for s in sizes(self.opts)]
         self.writer.write(
-            records.Start(records.SCHEMA, started, argv, self.opts.as_dict(), self.task.describe(), config)
+            records.Start(
+                records.SCHEMA, started, argv, values, self.task.describe(), config, cases=list(self.plan.cases)
+            )
         )
         self.writer.write(machine.record())
 
     def finish(self, complete: bool, exit_status: int | None = None, note: str = "") -> None:
-        self._kept.clear()
-        if self._pool is not None:  # probes no unit of work waited for (a run cut short) are not waited for
-            self._pool.shutdown(wait=False, cancel_futures=True)
-        self.writer.write(machine.record())  # again: the thread settings in force once frameworks loaded
+        self.close()
+        self.writer.write(machine.record(self._threads))  # the thread settings in force in the workers
         finished = dt.datetime.now().isoformat(timespec="seconds")
         self.writer.write(records.Finish(finished, complete, exit_status, note))
 
+    def close(self) -> None:
+        """Stop every worker (idempotent)."""
+        for lane in list(self.workers):
+            self._stop(lane)
+
     # ---- work ----
 
-    def run(self, work: Work, timer: Timer = plain_timer) -> None:
-        """Do one unit of work. Raises Unavailable when its case cannot run here; any other error is
-        recorded as a failed measurement and raised again."""
+    def run(self, work: Work) -> Any:
+        """Do one unit of work and return its main record (a Block or Overhead, else None). Raises Unavailable
+        when its case cannot run here and Failed when it failed (recorded, with the cause)."""
+        if work.kind == "overhead":
+            return self._overhead()
+        case = work.case
+        assert case is not None
+        lane = lane_of(case)
+        begin = time.perf_counter()
+        record = None
         try:
-            if work.kind == "overhead":
-                self._overhead(timer)
-            elif work.case in self._unavailable:
-                raise Unavailable(self._unavailable[work.case])
-            elif work.kind == "block":
-                self._block(work, timer)
+            if lane in self._unavailable:
+                raise Unavailable(self._unavailable[lane])
+            reason = self.policy.skip(work)
+            if reason:
+                if case not in self._skipped and case not in self.measured_cases:
+                    self._skipped.add(case)
+                    self._write(records.Skipped(case, "over-budget", reason, "sweep"))
+                raise Unavailable(reason)
+            if work.kind == "block":
+                record = self._block(work)
             elif work.kind == "training":
-                self._training(work.case)
+                self._training(case)
             elif work.kind == "memory":
-                self._memory(work.case)
+                self._memory(case)
             else:
                 raise ValueError(f"unknown work kind {work.kind!r}")
-        except Unavailable:
+        except (Unavailable, Failed):
             raise
-        except BaseException as err:
-            if work.case is not None:
-                self._kept.pop((work.case, work.op), None)  # its state is unknown now: the next repeat loads afresh
-                if isinstance(err, Exception):
-                    where = work.kind if work.kind != "block" else f"{work.op} block, repeat {work.repeat}"
-                    self._write(records.Skipped(work.case, "failed", one_line(err), where))
-            raise
+        except WorkerFailed as err:
+            where = work.kind if work.kind != "block" else f"{work.op} block, repeat {work.repeat}"
+            self._write(records.Skipped(case, "failed", str(err), where))
+            if lane in self.workers and self.workers[lane].proc.poll() is not None:
+                self._stop(lane)  # dead: the next unit of this case starts a fresh worker
+            raise Failed(str(err)) from None
+        finally:
+            self.policy.observe(work, record, time.perf_counter() - begin)
+            self._remaining[lane] -= 1
+            if self._remaining[lane] <= 0:
+                self._stop(lane)
+        return record
 
     def _write(self, record: records.Record) -> None:
         self.writer.write(record)
         if isinstance(record, (records.Block, records.Training)):
             self.measured_cases.add(record.case)
 
-    def load(self, case: Case, seed: int = 0) -> Backend:
-        """A fresh backend for `case` from the canonical weights of `seed`; Unavailable if it cannot run."""
-        config = dataclasses.replace(self.opts.config, seed=seed)
+    def _timeout(self, first: bool) -> float:
+        return self.opts.worker_timeout * (FIRST_CALL_TIMEOUT_FACTOR if first else 1)
+
+    def _request(self, case: Case, message: dict[str, Any], first: bool = False, on_message: Any = None) -> Any:
+        worker = self.workers.get(lane_of(case)) or self._spawn([case])[0]
         try:
-            backend = backends.load(case.backend, config, case.device, mode=case.mode)
+            return worker.request(message, self._timeout(first), on_message)
         except BackendUnavailable as err:
-            self._unavailable[case] = str(err)
-            self._write(records.Skipped(case, "unavailable", str(err)))
-            raise Unavailable(str(err)) from err
-        threads.enforce()  # a framework may have started native pools of its own
-        if case not in self._loaded:
-            info = dataclasses.asdict(backend.info())
-            self.writer.write(records.Loaded(case, info, backend.param_count()))
-            self._loaded.add(case)
-        return backend
+            self._set_unavailable(case, str(err))
+            raise Unavailable(str(err)) from None
 
-    def _windows(self, backend: Backend) -> list[tuple[Prepared, Prepared]]:
-        """The training windows as the backend's arrays on its device, converted before timing."""
-        return [(backend.prepare(x, "x"), backend.prepare(y, "y")) for x, y in self.task.train_windows(backend.config)]
+    def _set_unavailable(self, case: Case, reason: str) -> None:
+        lane = lane_of(case)
+        if lane not in self._unavailable:
+            self._unavailable[lane] = reason
+            self._write(records.Skipped(case, "unavailable", reason))
+        self._stop(lane)
 
-    def _block(self, work: Work, timer: Timer) -> None:
-        case, op = work.case, work.op
-        kept = self._kept.pop((case, op), None)
-        backend = kept or self.load(case)
-        if kept is not None:
-            backend.set_weights(initial_weights(backend.config))  # also zeroes the state and restarts Adam
-        fn, args = backend.timed_calls(op, self._windows(backend))
-        args = args[1:] + args[:1]
-        start = time.perf_counter()
-        fn(*args[-1])  # the first call; a loss or numpy result means the device has finished
-        first = time.perf_counter() - start
-        if kept is None and op == "train_step" and work.repeat == 0:
-            self._write(records.FirstStep(case, first))
-        key = (case, op)
-        if key not in self._calls:
-            self._calls[key] = calls_per_round(fn, args, self.opts.min_round_us * 1e-6)
-        backend.synchronize()
-        run_round = rounds_of(fn, args, self._calls[key])
-        seconds = timer(run_round, self.opts.rounds, self.opts.warmup_rounds, self._calls[key])
-        self._write(records.Block(case, op, work.repeat, self._calls[key], seconds))
-        if work.repeat < self.plan.repeats - 1:
-            self._kept[key] = backend
+    def _message(self, case: Case, request: str, **fields: Any) -> dict[str, Any]:
+        config = dataclasses.asdict(self.opts.config)
+        hidden, batch, seq_len = (int(v) for v in case.size.split("x"))
+        config.update(hidden_size=hidden, batch_size=batch, seq_len=seq_len)
+        entry = backends.entry(case.backend)
+        return {
+            "request": request,
+            "entry": entry,
+            "name": case.backend,
+            "mode": case.mode,
+            "device": case.device,
+            "size": case.size,
+            "config": config,
+            "task": self.task,
+            **fields,
+        }
 
-    def _overhead(self, timer: Timer) -> None:
-        """A step that does nothing, through the same path: what the harness itself costs per timed call."""
-        backend = NoopBackend(self.opts.config)
-        backend.set_weights(initial_weights(self.opts.config))
-        fn, args = backend.timed_calls("train_step", self._windows(backend))
-        calls = calls_per_round(fn, args, self.opts.min_round_us * 1e-6)
-        seconds = timer(rounds_of(fn, args, calls), self.opts.rounds, self.opts.warmup_rounds, calls)
-        self._write(records.Overhead(calls, seconds))
+    def _spawn(self, cases: list[Case]) -> list[WorkerProcess]:
+        """Start a worker for each case's lane (those not running yet)."""
+        out = []
+        for case in cases:
+            lane = lane_of(case)
+            if lane not in self.workers:
+                log = self.logs / f"{case.backend}-{case.mode}-{case.device}.log"
+                self.workers[lane] = WorkerProcess("-".join(lane), worker_env(case, self.opts, self.caches), log)
+            out.append(self.workers[lane])
+        return out
+
+    def _stop(self, lane: Lane) -> None:
+        worker = self.workers.pop(lane, None)
+        if worker is not None:
+            worker.close()
+
+    def _prepare(self, first: Case) -> None:
+        """Load every case of `first`'s size whose backend is not loaded yet, in their workers, as many at a time
+        as there are cores (nothing is being timed now); each gets its Loaded record with its start-up time."""
+        todo = [
+            c
+            for c in self.plan.cases
+            if c.size == first.size
+            and c not in self._ready
+            and lane_of(c) not in self._unavailable
+            and self._remaining.get(lane_of(c), 0) > 0
+            and (c == first or not self.policy.skip(Work("block", c, "train_step", 0)))
+        ]
+        at_once = max(1, min(len(todo), os.cpu_count() or 1))
+        pending: list[tuple[Case, WorkerProcess, float]] = []
+        while todo or pending:
+            while todo and len(pending) < at_once:
+                case = todo.pop(0)
+                started = time.perf_counter()
+                fresh = lane_of(case) not in self.workers
+                worker = self._spawn([case])[0]
+                if fresh:
+                    started = worker.started
+                try:
+                    worker.send(self._message(case, "prepare"))
+                    pending.append((case, worker, started))
+                except WorkerFailed as err:
+                    self._prepare_failed(case, str(err))
+            case, worker, started = pending.pop(0)
+            try:
+                reply = worker.receive(self._timeout(first=True))
+                threads = worker.request({"request": "threads"}, self._timeout(first=False))
+            except BackendUnavailable as err:
+                self._set_unavailable(case, str(err))
+                continue
+            except WorkerFailed as err:
+                self._prepare_failed(case, str(err))
+                continue
+            self._ready.add(case)
+            self._threads.append({"worker": worker.name, **threads})
+            if case not in self._loaded:
+                self._loaded.add(case)
+                startup = time.perf_counter() - started
+                self.writer.write(records.Loaded(case, reply["info"], reply["params"], startup))
+
+    def _prepare_failed(self, case: Case, reason: str) -> None:
+        self._write(records.Skipped(case, "failed", reason, "worker start"))
+        lane = lane_of(case)
+        if lane in self.workers and self.workers[lane].proc.poll() is not None:
+            self._stop(lane)
+
+    def _block(self, work: Work) -> records.Block:
+        case = work.case
+        assert case is not None
+        if case not in self._ready:
+            self._prepare(case)
+            if lane_of(case) in self._unavailable:
+                raise Unavailable(self._unavailable[lane_of(case)])
+            if case not in self._ready:
+                raise Failed(f"{case.label}: its worker did not start (see the run's records)")
+        first = (case, work.op) not in self._called
+        keep = work.repeat < self.plan.repeats - 1
+        message = self._message(
+            case,
+            "block",
+            op=work.op,
+            repeat=work.repeat,
+            rounds=self.opts.rounds,
+            warmup=self.opts.warmup_rounds,
+            min_round_us=self.opts.min_round_us,
+            budget_s=self.policy.block_budget_s(work),
+            keep=keep,
+        )
+        try:
+            reply = self._request(case, message, first=first)
+        except WorkerFailed:
+            self._ready.discard(case)
+            raise
+        self._called.add((case, work.op))
+        if reply["first_seconds"] is not None and work.op == "train_step" and work.repeat == 0:
+            self._write(records.FirstStep(case, reply["first_seconds"]))
+        block = records.Block(case, work.op, work.repeat, reply["calls"], reply["seconds"])
+        self._write(block)
+        return block
+
+    def _overhead(self) -> records.Overhead:
+        """A step that does nothing, timed by the same loop in a worker: what the harness costs per timed call."""
+        worker = WorkerProcess("overhead", worker_env(None, self.opts, self.caches), self.logs / "overhead.log")
+        try:
+            message = {
+                "request": "overhead",
+                "config": dataclasses.asdict(self.opts.config),
+                "task": self.task,
+                "rounds": self.opts.rounds,
+                "warmup": self.opts.warmup_rounds,
+                "min_round_us": self.opts.min_round_us,
+            }
+            reply = worker.request(message, self._timeout(first=True))
+        except WorkerFailed as err:
+            raise Failed(f"overhead probe: {err}") from None
+        finally:
+            worker.close()
+        record = records.Overhead(reply["calls"], reply["seconds"])
+        self._write(record)
+        return record
 
     def _training(self, case: Case) -> None:
-        config = self.opts.config
-        size = case.size
-        if size not in self._held_out:
-            self._held_out.add(size)
+        if case.size not in self._held_out:
+            self._held_out.add(case.size)
+            hidden, batch, seq_len = (int(v) for v in case.size.split("x"))
+            config = dataclasses.replace(self.opts.config, hidden_size=hidden, batch_size=batch, seq_len=seq_len)
             held_out = self.task.held_out_windows(config)
             t = [float(v) for k in self.task.held_out_indices(config) for v in self.task.times(config, k)[0]]
             target = [float(v) for _, y in held_out for v in y[0, :, 0]]
-            self.writer.write(records.HeldOut(size, t, target))
-        for seed in range(self.opts.seeds):
-            backend = self.load(case, seed)
-            label = f"{case.backend} {case.mode} @{case.device} seed {seed + 1}/{self.opts.seeds}"
-            next_report = [time.perf_counter() + PROGRESS_EVERY_S]
+            self.writer.write(records.HeldOut(case.size, t, target))
+        label = f"{case.backend} {case.mode} @{case.device}"
+        metric = self.task.metric.label
 
-            def on_step(step: int, loss: float, label: str = label, next_report: list[float] = next_report) -> None:
-                if time.perf_counter() >= next_report[0]:  # long runs say where they are
-                    next_report[0] += PROGRESS_EVERY_S
-                    self.progress(f"  [accuracy] {label}: step {step + 1}, loss {loss:.5g}")
+        def on_message(message: dict[str, Any]) -> None:
+            if "progress" in message:
+                self.progress(f"  [accuracy] {label} {message['progress']}")
+            elif "seed_result" in message:
+                r = message["seed_result"]
+                self._write(records.Training(case, **r))
+                shown = f"diverged at step {r['diverged_step']}" if r["diverged_step"] is not None else f"{r['metric']:.4g}"
+                shown += f" ({r['outcome']})" if r.get("outcome") else ""
+                seeds = f"seed {r['seed'] + 1}/{self.opts.seeds}"
+                self.progress(f"  [accuracy] {label} {seeds}: {metric} {shown}, {r['seconds']:.2f} s")
 
-            result = run_training(backend, self.task, on_step)
-            predictions = None if result.diverged else [float(v) for v in result.predictions[:, 0, :, 0].reshape(-1)]
-            losses = [_finite_or_none(v) for v in result.losses]
-            metric = _finite_or_none(result.metric)
-            self._write(
-                records.Training(case, seed, losses, metric, result.diverged_step, result.train_seconds, predictions)
-            )
-            shown = f"diverged at step {result.diverged_step}" if result.diverged else f"{result.metric:.4g}"
-            self.progress(f"  [accuracy] {label}: {self.task.metric.label} {shown}, {result.train_seconds:.2f} s")
-            del backend
+        self._request(case, self._message(case, "training", seeds=self.opts.seeds), first=True, on_message=on_message)
 
     def _memory(self, case: Case) -> None:
-        """The peak memory of `case`. The children of every memory probe in the plan start together, as
-        many at a time as there are cores (a child's own peak does not depend on its neighbours, and the
-        probes come after every timing); each unit of work waits for its own child."""
-        if self._probes is None:
-            config = dataclasses.asdict(self.opts.config)
-            cases = [w.case for w in self.plan.work if w.kind == "memory" and w.case not in self._unavailable]
-            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
-            self._probes = {c: self._pool.submit(memory.measure_in_child, c, config) for c in cases}
-        if case not in self._probes:
-            self._probes[case] = self._pool.submit(memory.measure_in_child, case, dataclasses.asdict(self.opts.config))
-        self.progress(f"  [memory] {case.backend} {case.mode} @{case.device}: child process")
-        figures = self._probes.pop(case).result()
+        """The peak memory of the case's own worker (everything it loaded and ran for this case)."""
+        if lane_of(case) not in self.workers:
+            self._prepare(case)
+        figures = self._request(case, self._message(case, "memory"))
         self._write(records.Memory(case, **figures))
 
 
@@ -219,9 +380,13 @@ def run_all(
     task: Task = SIN_TO_COS,
     progress: Callable[[str], None] = print,
     argv: list[str] | None = None,
+    caches: Path | None = None,
+    policy: Policy | None = None,
 ) -> Harness:
     """Run a whole plan without pytest (the sweep and the tests use this): start, every unit, finish."""
-    harness = Harness(opts, plan, writer, task, progress)
+    import sys
+
+    harness = Harness(opts, plan, writer, task, progress, caches, policy)
     harness.start(list(sys.argv if argv is None else argv))
     complete = False
     try:
@@ -230,7 +395,7 @@ def run_all(
                 harness.run(work)
             except Unavailable as err:
                 progress(f"  [skip] {work.id}: {err}")
-            except Exception as err:
+            except Failed as err:
                 progress(f"  [failed] {work.id}: {one_line(err)}")
         complete = True
     finally:
@@ -238,4 +403,4 @@ def run_all(
     return harness
 
 
-__all__ = ["Harness", "Unavailable", "run_all"]
+__all__ = ["Failed", "Harness", "Policy", "Unavailable", "run_all"]

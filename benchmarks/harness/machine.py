@@ -103,11 +103,18 @@ def git_commit() -> tuple[str | None, bool | None]:
     return commit.stdout.strip(), bool(status.stdout.strip())
 
 
-def record() -> Machine:
-    """The machine record of a run: CPU, GPU, versions, and the thread settings in force now."""
+def record(workers: list[dict[str, Any]] | None = None) -> Machine:
+    """The machine record of a run: CPU, GPU, versions, and the thread settings in force now, in this
+    process and in each case's worker (`workers`: what each reported once its framework had loaded)."""
     gpu, driver = gpu_info()
     commit, dirty = git_commit()
-    settings = {**threads.settings(), "native_pools": native_thread_pools()}
+    settings: dict[str, Any] = {**threads.settings(), "native_pools": native_thread_pools()}
+    for reported in workers or []:
+        for framework, values in (reported.get("frameworks") or {}).items():
+            settings["frameworks"][framework] = values
+        for pool in reported.get("native_pools") or []:
+            if pool not in settings["native_pools"]:
+                settings["native_pools"].append(pool)
     settings["mismatch"] = threads.mismatches(settings)
     return Machine(
         host=socket.gethostname(),
