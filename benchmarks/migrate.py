@@ -68,7 +68,11 @@ SCHEMA_1_NAMES: dict[str, tuple[str, str]] = {
 # The only task schema 1 knew, as its runs would have described it.
 SCHEMA_1_TASK: Obj = {
     "name": "sin-to-cos",
-    "metric": {"name": "held_out_mse", "label": "held-out MSE", "about": "MSE of the predictions on the held-out windows"},
+    "metric": {
+        "name": "held_out_mse",
+        "label": "held-out MSE",
+        "about": "MSE of the predictions on the held-out windows",
+    },
     "input_label": "sin(t)",
     "target_label": "cos(t)",
     "axis_label": "t",

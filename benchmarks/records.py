@@ -21,7 +21,8 @@ from typing import Any, ClassVar
 
 from benchmarks import migrate
 
-SCHEMA = 3  # 1: benchmark.json + run.json (before records); 2: records.jsonl; 3: planned cases, worker start-up, outcomes
+# 1: benchmark.json + run.json (before records); 2: records.jsonl; 3: planned cases, worker start-up, outcomes
+SCHEMA = 3
 FILE = "records.jsonl"
 
 

@@ -1,5 +1,6 @@
-"""The upgrade of schema-1 run folders (benchmark.json + run.json) to records: every field's mapping, the old
-backend names, and malformed input as one-line errors naming the file and the field."""
+"""The upgrade chain: schema-1 run folders (benchmark.json + run.json) to schema-2 records (every field's
+mapping, the old backend names, malformed input as one-line errors naming the file and the field), schema 2
+to 3 (planned cases, outcomes) on the committed schema-2 sample, and the reader applying the chain."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from benchmarks.records import (
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = Path(__file__).resolve().parent / "data" / "sample_run"
+SAMPLE_2 = Path(__file__).resolve().parent / "data" / "sample_records"
 REFERENCE = ROOT / "results" / "reference"
 SCHEMA_1 = sorted(
     p for p in REFERENCE.iterdir() if (p / "benchmark.json").is_file() and not (p / records.FILE).exists()
@@ -79,7 +81,8 @@ def test_start_machine_and_finish(run):
     start = run.start
     assert start.schema == records.SCHEMA and start.started == m["started"] and start.argv == m["argv"]
     assert start.options == m["options"]
-    assert start.task == SIN_TO_COS.describe()
+    assert start.task == migrate.SCHEMA_1_TASK  # the task as schema 1 knew it: today's seed task
+    assert {k: SIN_TO_COS.describe()[k] for k in start.task} == start.task
     assert start.config == entries(b, "train_step")[0]["extra_info"]["config"]
     info, commit = b["machine_info"], b["commit_info"]
     machine = run.machine
@@ -150,25 +153,24 @@ def test_unavailable_and_failed_become_skipped(run):
     assert failed.reason == m["failed"]["keras-simplernn-xla@cpu"].removeprefix("test_train_step: ")
 
 
-@pytest.mark.parametrize(
-    "name,expected",
-    [
-        *[(old, new) for old, new in backends.OLD_NAMES.items()],
-        ("numpy", ("numpy", "eager")),
-        ("torch-rnn", ("torch-rnn", "eager")),
-        ("torch-cell", ("torch-cell", "eager")),
-        ("jax-scan", ("jax-scan", "jit")),
-        ("keras-simplernn", ("keras-simplernn", "function")),
-        ("tflearn", ("tflearn", "session")),
-        ("tf-cell", ("tf-cell", "function")),
-        ("numba", ("numba", "njit")),
-        ("ghost", ("ghost", "default")),
-    ],
-)
-def test_old_names_and_default_modes(name, expected):
-    assert migrate.case_names(name) == expected
-    if name in backends.REGISTRY:
-        assert expected[1] == backends.modes(name)[0]
+@pytest.mark.parametrize("name", sorted(migrate.SCHEMA_1_NAMES))
+def test_schema_1_names_are_registered_modes(name):
+    backend, mode = migrate.case_names(name)
+    assert mode in backends.modes(backend)
+    if name in backends.REGISTRY:  # a plain name was its backend's one way to run: the default mode
+        assert (backend, mode) == (name, backends.modes(name)[0])
+
+
+def test_an_unknown_schema_1_name_keeps_mode_default():
+    assert migrate.case_names("ghost") == ("ghost", "default")
+
+
+def test_old_names_live_only_in_the_upgrade_step():
+    """Names from before modes: known to the upgrade chain, nowhere in the report."""
+    report = ROOT / "benchmarks" / "report"
+    for old in ("torch-rnn-graph", "torch-cell-graph", "keras-simplernn-xla", "OLD_NAMES"):
+        for file in report.glob("*.py"):
+            assert old not in file.read_text(), (old, file.name)
 
 
 def test_gpu_reference_run_maps_old_names_and_thread_mismatch():
@@ -313,3 +315,73 @@ def test_every_schema_1_reference_run_upgrades(folder):
     assert len(run.of(Block)) == len(entries(b, "train_step")) + len(entries(b, "predict"))
     seeds = sum(len(e["extra_info"]["seeds"]) for e in entries(b, "training_run"))
     assert len(run.of(Training)) == seeds
+
+
+# ---- schema 2 -> 3, and the chain ----
+
+
+def _objects(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / records.FILE).read_text().splitlines() if line.strip()]
+
+
+def test_schema_2_to_3_on_the_committed_schema_2_sample():
+    before = _objects(SAMPLE_2)
+    assert before[0]["kind"] == "start" and before[0]["schema"] == 2
+    after = migrate.schema_2_to_3(before)
+    assert len(after) == len(before) and [o["kind"] for o in after] == [o["kind"] for o in before]  # lines kept
+    mentioned = list(dict.fromkeys(json.dumps(o["case"], sort_keys=True) for o in before if "case" in o))
+    assert after[0]["schema"] == 3 and [json.dumps(c, sort_keys=True) for c in after[0]["cases"]] == mentioned
+    for old, new in zip(before, after):
+        if old["kind"] == "training":
+            if old["diverged_step"] is not None or old["metric"] is None:
+                assert new["outcome"] == "diverged"
+            else:
+                assert new["outcome"] == ("learned" if old["metric"] < 0.5 else "did-not-learn")
+        elif old["kind"] == "loaded":
+            assert new["startup_seconds"] is None
+        elif old["kind"] != "start":
+            assert new == old
+    assert before[0]["schema"] == 2 and "cases" not in before[0]  # the input is left as it was
+
+
+@pytest.mark.parametrize(
+    "metric,step,trivial,outcome",
+    [(0.01, None, 0.5, "learned"), (0.5, None, 0.5, "did-not-learn"), (0.573, None, 0.5, "did-not-learn"),
+     (2.5e7, None, 0.5, "did-not-learn"), (None, None, 0.5, "diverged"), (0.01, 3, 0.5, "diverged"),
+     (float("nan"), None, 0.5, "diverged"), (0.9, None, None, "learned")],
+)  # fmt: skip
+def test_outcome_of(metric, step, trivial, outcome):
+    assert migrate.outcome_of(metric, step, trivial) == outcome
+
+
+def test_the_chain_reaches_the_records_schema():
+    assert migrate.NEWEST == records.SCHEMA
+    assert sorted(migrate.STEPS) == list(range(2, records.SCHEMA))  # one step per schema, none skipped
+
+
+def test_read_applies_the_chain_to_both_old_layouts():
+    two, one = records.read(SAMPLE_2), records.read(SAMPLE)
+    assert (two.migrated_from, one.migrated_from) == (2, 1)
+    for run in (one, two):
+        assert run.start.schema == records.SCHEMA and run.start.cases == run.cases()
+        assert all(t.outcome in migrate.OUTCOMES for t in run.of(Training))
+    diverged = [t for t in two.of(Training) if t.diverged_step is not None]
+    assert diverged and {t.outcome for t in diverged} == {"diverged"}
+    assert two.where[0] == f"{SAMPLE_2 / records.FILE}, line 1"
+    assert one.where[2] == f"{SAMPLE / 'benchmark.json'} (upgraded), record 3"
+
+
+def test_a_run_of_the_current_schema_is_read_as_written(tmp_path):
+    run = records.read(SAMPLE_2)
+    writer = records.Writer(tmp_path)
+    for record in run.records:
+        writer.write(record)
+    writer.close()
+    again = records.read(tmp_path)
+    assert again.migrated_from is None and again.records == run.records
+
+
+def test_records_imports_nothing_above_it():
+    code = "import sys, benchmarks.records\nprint(sorted(m for m in sys.modules if m.startswith(('bench', 'backend'))))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "['benchmarks', 'benchmarks.migrate', 'benchmarks.records']", done.stderr
