@@ -61,7 +61,9 @@ def pytest_configure(config: pytest.Config) -> None:
     except KeyboardInterrupt as err:
         pytest.exit(f"rnn-bench: interrupted by {err} before the run started", returncode=130)
     except OSError as err:
-        raise pytest.UsageError(f"--results-dir {opts.results_dir!r}: cannot create a run folder ({one_line(err)})") from None
+        raise pytest.UsageError(
+            f"--results-dir {opts.results_dir!r}: cannot create a run folder ({one_line(err)})"
+        ) from None
     config.stash[SESSION] = state
     if config.getoption("benchmark_json", None) is None:
         config.option.benchmark_json = _json_target(state.folder / "benchmark.json")

@@ -148,16 +148,35 @@ OPTIONS: tuple[Option, ...] = (
     Option("memory", bool, True, "record each case's worker's peak memory (--no-memory: skip)", sweep_default=False),
     Option("fresh_caches", bool, True, "fresh compile caches (inductor, XLA) for the run (--no-fresh-caches)"),
     Option("worker_timeout", float, 300.0, "seconds a case's worker may take to answer (4x for a first step)", 1, 1e6),
-    Option("cpu_affinity", str, "", "cores the workers run on, e.g. 1 or 0,1 (default: no pinning)", parse=parse_cpu_affinity),
+    Option(
+        "cpu_affinity",
+        str,
+        "",
+        "cores the workers run on, e.g. 1 or 0,1 (default: no pinning)",
+        parse=parse_cpu_affinity,
+    ),
     Option("results_dir", str, "results", "folder for run folders", setting=False, parse=parse_results_dir),
     # the sweep's own: sizes and budgets (see benchmarks/sweep.py)
-    Option("sizes", str, "", "sizes, comma-separated HIDDENxBATCHxSEQ_LEN (instead of --preset)", parse=_sizes, commands=SWEEP),
+    Option(
+        "sizes",
+        str,
+        "",
+        "sizes, comma-separated HIDDENxBATCHxSEQ_LEN (instead of --preset)",
+        parse=_sizes,
+        commands=SWEEP,
+    ),
     Option("preset", str, "default", "named set of sizes: seed, torch7-rnn, default", parse=_preset, commands=SWEEP),
     Option("point_budget_s", float, 1.0, "seconds of timed rounds per case and size", 1e-3, 3600, commands=SWEEP),
-    Option("max_call_s", float, 1.0, "skip a case at sizes where one train_step takes longer", 1e-6, 3600, commands=SWEEP),
+    Option(
+        "max_call_s", float, 1.0, "skip a case at sizes where one train_step takes longer", 1e-6, 3600, commands=SWEEP
+    ),
     Option("max_memory_mb", float, 4096.0, "skip points whose estimated memory is larger", 1e-3, 1e9, commands=SWEEP),
-    Option("setup_budget_s", float, 30.0, "per case: seconds of loading and first calls, all sizes", 0, 1e6, commands=SWEEP),
-    Option("budget_s", float, 480.0, "seconds for the whole sweep; points left then are skipped", 1, 1e7, commands=SWEEP),
+    Option(
+        "setup_budget_s", float, 30.0, "per case: seconds of loading and first calls, all sizes", 0, 1e6, commands=SWEEP
+    ),
+    Option(
+        "budget_s", float, 480.0, "seconds for the whole sweep; points left then are skipped", 1, 1e7, commands=SWEEP
+    ),
 )
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 
@@ -283,4 +302,6 @@ def add_to_parser(add: Callable[..., Any], command: str = "bench") -> None:
 
 def from_namespace(namespace: Any, command: str = "bench") -> dict[str, Any]:
     """The options given on a command line (argparse namespace or pytest config.option), by name."""
-    return {o.name: getattr(namespace, o.name) for o in taken_by(command) if getattr(namespace, o.name, None) is not None}
+    return {
+        o.name: getattr(namespace, o.name) for o in taken_by(command) if getattr(namespace, o.name, None) is not None
+    }

@@ -114,7 +114,8 @@ def make_plan(opts: Options) -> Plan:
         if need > have:
             raise OptionError(
                 f"size {size_of(*plan_sizes[0])} needs about {need / 2**30:.3g} GiB per case, "
-                f"more than this machine's {have / 2**30:.3g} GiB: choose a smaller --hidden-size, --batch-size or --seq-len"
+                f"more than this machine's {have / 2**30:.3g} GiB: "
+                "choose a smaller --hidden-size, --batch-size or --seq-len"
             )
     all_cases: list[Case] = []
     work = [Work("overhead")]

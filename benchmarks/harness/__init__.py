@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +65,9 @@ def worker_env(case: Case | None, opts: Options, caches: Path | None) -> dict[st
     """The environment of a case's worker: this process's (threads are in it), the run's fresh compile
     caches, the cores to run on, and what the case's mode needs before its framework loads."""
     env = dict(os.environ)
+    # the same imports as here: a task or test backend defined in a module this process imported from a
+    # path of its own (pytest puts tests/ on sys.path) must unpickle in the worker
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
     if caches is not None:
         env["TORCHINDUCTOR_CACHE_DIR"] = str(caches / "inductor")
         env["TRITON_CACHE_DIR"] = str(caches / "triton")
@@ -358,7 +362,9 @@ class Harness:
             elif "seed_result" in message:
                 r = message["seed_result"]
                 self._write(records.Training(case, **r))
-                shown = f"diverged at step {r['diverged_step']}" if r["diverged_step"] is not None else f"{r['metric']:.4g}"
+                shown = (
+                    f"diverged at step {r['diverged_step']}" if r["diverged_step"] is not None else f"{r['metric']:.4g}"
+                )
                 shown += f" ({r['outcome']})" if r.get("outcome") else ""
                 seeds = f"seed {r['seed'] + 1}/{self.opts.seeds}"
                 self.progress(f"  [accuracy] {label} {seeds}: {metric} {shown}, {r['seconds']:.2f} s")
@@ -384,8 +390,6 @@ def run_all(
     policy: Policy | None = None,
 ) -> Harness:
     """Run a whole plan without pytest (the sweep and the tests use this): start, every unit, finish."""
-    import sys
-
     harness = Harness(opts, plan, writer, task, progress, caches, policy)
     harness.start(list(sys.argv if argv is None else argv))
     complete = False
