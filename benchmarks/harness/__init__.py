@@ -91,9 +91,11 @@ class Harness:
         progress: Callable[[str], None] = print,
         caches: Path | None = None,
         policy: Policy | None = None,
+        spawn: Callable[[str, dict[str, str], Path], Any] = WorkerProcess,
     ) -> None:
         self.opts, self.plan, self.writer, self.task, self.progress = opts, plan, writer, task, progress
         self.caches, self.policy = caches, policy or Policy()
+        self.spawn = spawn  # makes a worker (name, environment, log file): a local process, or elsewhere
         self.logs = writer.path.parent / "logs"
         self.workers: dict[Lane, WorkerProcess] = {}
         self._ready: set[Case] = set()  # cases whose backend is loaded in their worker
@@ -173,7 +175,7 @@ class Harness:
         except WorkerFailed as err:
             where = work.kind if work.kind != "block" else f"{work.op} block, repeat {work.repeat}"
             self._write(records.Skipped(case, "failed", str(err), where))
-            if lane in self.workers and self.workers[lane].proc.poll() is not None:
+            if lane in self.workers and not self.workers[lane].alive():
                 self._stop(lane)  # dead: the next unit of this case starts a fresh worker
             raise Failed(str(err)) from None
         finally:
@@ -230,7 +232,7 @@ class Harness:
             lane = lane_of(case)
             if lane not in self.workers:
                 log = self.logs / f"{case.backend}-{case.mode}-{case.device}.log"
-                self.workers[lane] = WorkerProcess("-".join(lane), worker_env(case, self.opts, self.caches), log)
+                self.workers[lane] = self.spawn("-".join(lane), worker_env(case, self.opts, self.caches), log)
             out.append(self.workers[lane])
         return out
 
@@ -286,7 +288,7 @@ class Harness:
     def _prepare_failed(self, case: Case, reason: str) -> None:
         self._write(records.Skipped(case, "failed", reason, "worker start"))
         lane = lane_of(case)
-        if lane in self.workers and self.workers[lane].proc.poll() is not None:
+        if lane in self.workers and not self.workers[lane].alive():
             self._stop(lane)
 
     def _block(self, work: Work) -> records.Block:
@@ -325,7 +327,7 @@ class Harness:
 
     def _overhead(self) -> records.Overhead:
         """A step that does nothing, timed by the same loop in a worker: what the harness costs per timed call."""
-        worker = WorkerProcess("overhead", worker_env(None, self.opts, self.caches), self.logs / "overhead.log")
+        worker = self.spawn("overhead", worker_env(None, self.opts, self.caches), self.logs / "overhead.log")
         try:
             message = {
                 "request": "overhead",
@@ -388,9 +390,10 @@ def run_all(
     argv: list[str] | None = None,
     caches: Path | None = None,
     policy: Policy | None = None,
+    spawn: Callable[[str, dict[str, str], Path], Any] = WorkerProcess,
 ) -> Harness:
-    """Run a whole plan without pytest (the sweep and the tests use this): start, every unit, finish."""
-    harness = Harness(opts, plan, writer, task, progress, caches, policy)
+    """Run a whole plan without pytest (the tests use this): start, every unit, finish."""
+    harness = Harness(opts, plan, writer, task, progress, caches, policy, spawn)
     harness.start(list(sys.argv if argv is None else argv))
     complete = False
     try:

@@ -38,7 +38,9 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 
 class WorkerProcess:
-    """One running worker: `request` sends a message and returns the worker's answer."""
+    """One running worker: `request` sends a message and returns the worker's answer. The harness uses
+    only `name`, `started`, `send`, `receive`, `request`, `alive`, `close` and `kill`: a worker that runs
+    elsewhere (another machine) offers the same."""
 
     def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
         self.name, self.log_path = name, log
@@ -66,6 +68,9 @@ class WorkerProcess:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def send(self, message: dict[str, Any]) -> None:
         try:
