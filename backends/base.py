@@ -114,7 +114,10 @@ class Backend(abc.ABC):
     def prepare(self, array: np.ndarray, role: str = "x") -> Prepared:
         """Validate a window (role 'x' input or 'y' target) and convert it to the native array once."""
         check_window(array, self.config, role)
-        return Prepared(self._to_native(array), array.shape, self, role)
+        # converted from a copy of its own: some frameworks wrap the memory they are given (torch.from_numpy
+        # on the CPU), and a prepared window must not change when the caller later changes its array
+        own = np.array(array, dtype=np.float32, order="C", copy=True)
+        return Prepared(self._to_native(own), array.shape, self, role)
 
     def _prepared(self, window: np.ndarray | Prepared, role: str) -> Prepared:
         if not isinstance(window, Prepared):
@@ -164,9 +167,13 @@ class Backend(abc.ABC):
 
 
 def check_window(array: Any, config: TaskConfig, role: str = "x") -> None:
-    """Raise ValueError unless `array` is a finite float32 window of shape (batch, seq_len, 1)."""
+    """Raise ValueError unless `array` is a finite float32 window of shape (batch, seq_len, 1).
+    A masked array is refused: the frameworks would read the values under its mask, and which value a
+    masked step should have is the caller's choice (`array.filled(value)`)."""
     if role not in ("x", "y"):
         raise ValueError(f"role must be 'x' or 'y', got {role!r}")
+    if isinstance(array, np.ma.MaskedArray):
+        raise ValueError(f"{role} is a numpy masked array; pass a plain array, e.g. {role}.filled(0.0)")
     if not isinstance(array, np.ndarray):
         raise ValueError(f"{role} must be a numpy array, got {type(array).__name__}")
     features = config.input_size if role == "x" else 1

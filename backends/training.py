@@ -1,8 +1,16 @@
-"""The accuracy protocol, shared by the tests and the harness, for any `Task`.
+"""The accuracy protocol, shared by the tests and the harness, for any `Task`, and the three outcomes.
 
 Train on the task's windows 0 .. train_steps-1 (one Adam step each, state carried), then keep
 the state and predict the held-out windows with no weight update; the task scores those
-predictions. Divergence is defined here once, for every backend.
+predictions. Each run then has one of three outcomes, defined here once for every backend from
+the thresholds the task declares (`Task.thresholds`):
+
+- diverged: a training loss that is not finite or above the task's loss bound (training stops
+  there), or a held-out metric that is not finite or above the task's metric bound (so a single
+  step that throws the weights far off counts, although no later loss could show it);
+- did-not-learn: a held-out metric no better than the task's trivial predictor's (for sin -> cos,
+  predicting 0 everywhere), whatever the losses did;
+- learned: otherwise.
 """
 
 from __future__ import annotations
@@ -10,16 +18,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from backends.base import Backend
-from backends.task import SIN_TO_COS, Task
+from backends.task import SIN_TO_COS, Task, Thresholds
 
-# A run has diverged when a loss is NaN/inf or exceeds this multiple of its first loss (at lr 10 every
-# backend's loss reached 1e4-1e14 while staying finite), or when its metric is not finite.
-DIVERGENCE_FACTOR = 1e3
+OUTCOMES: tuple[str, ...] = ("learned", "did-not-learn", "diverged")
 
 
 @dataclasses.dataclass
@@ -27,10 +33,11 @@ class TrainingResult:
     """What one training run produced."""
 
     losses: list[float]  # training loss per step, up to divergence
-    metric: float  # the task's held-out metric; NaN when diverged
-    predictions: np.ndarray  # (held-out windows, batch, seq_len, 1); empty when diverged
+    metric: float  # the task's held-out metric; NaN when training stopped at a diverged loss
+    predictions: np.ndarray  # (held-out windows, batch, seq_len, 1); empty when training stopped early
     train_seconds: float  # wall time of the training loop
-    diverged_step: int | None  # the step (0-based) where the run diverged; None if it did not
+    diverged_step: int | None  # the step (0-based) where the run diverged (the last for its metric); None if not
+    outcome: str  # one of OUTCOMES (outcome_of)
 
     @property
     def diverged(self) -> bool:
@@ -46,9 +53,39 @@ class TrainingResult:
         return self.metric
 
 
-def diverged(loss: float, first_loss: float) -> bool:
+def _thresholds(task: Task | Thresholds) -> Thresholds:
+    return task if isinstance(task, Thresholds) else task.thresholds
+
+
+def _beyond(value: float | None, bound: float) -> bool:
+    """Not finite (None as records write it), or above the bound."""
+    return value is None or not math.isfinite(value) or value > bound
+
+
+def loss_diverged(loss: float | None, task: Task | Thresholds) -> bool:
     """Whether a training loss means the run has diverged."""
-    return not math.isfinite(loss) or loss > DIVERGENCE_FACTOR * max(first_loss, 1e-12)
+    return _beyond(loss, _thresholds(task).loss_bound)
+
+
+def diverged_step(losses: Sequence[float | None], metric: float | None, task: Task | Thresholds) -> int | None:
+    """Where a run diverged: the first loss beyond the bound, else the last step when the held-out metric
+    is beyond its bound; None if it did not diverge."""
+    thresholds = _thresholds(task)
+    for step, loss in enumerate(losses):
+        if loss_diverged(loss, thresholds):
+            return step
+    return max(len(losses) - 1, 0) if _beyond(metric, thresholds.metric_bound) else None
+
+
+def outcome_of(losses: Sequence[float | None], metric: float | None, task: Task | Thresholds) -> str:
+    """The run's outcome, one of OUTCOMES, from its losses and held-out metric (None: not finite). `task` is
+    the task or its thresholds (`Thresholds(**start.task["thresholds"])` from a run's records)."""
+    thresholds = _thresholds(task)
+    if diverged_step(losses, metric, thresholds) is not None:
+        return "diverged"
+    if metric >= thresholds.trivial:
+        return "did-not-learn"
+    return "learned"
 
 
 def run_training(
@@ -64,14 +101,13 @@ def run_training(
         losses.append(loss)
         if on_step is not None:
             on_step(step, loss)
-        if diverged(loss, losses[0]):
-            return TrainingResult(losses, math.nan, np.empty(0), time.perf_counter() - start, step)
+        if loss_diverged(loss, task):  # no point going on: the weights are far off or not numbers
+            return TrainingResult(losses, math.nan, np.empty(0), time.perf_counter() - start, step, "diverged")
     seconds = time.perf_counter() - start
     held_out = task.held_out_windows(config)
     predictions = np.stack([backend.predict(x) for x, _ in held_out])
     targets = np.stack([y for _, y in held_out])
     with np.errstate(all="ignore"):
         metric = task.score(predictions, targets)
-    if not math.isfinite(metric):
-        return TrainingResult(losses, math.nan, predictions, seconds, len(losses) - 1)
-    return TrainingResult(losses, metric, predictions, seconds, None)
+    step = diverged_step(losses, metric, task)
+    return TrainingResult(losses, metric, predictions, seconds, step, outcome_of(losses, metric, task))

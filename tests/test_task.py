@@ -4,7 +4,17 @@ import math
 import numpy as np
 import pytest
 
-from backends.task import Metric, Task, TaskConfig, eval_windows, initial_weights, train_windows, window
+from backends.task import (
+    SIN_TO_COS,
+    Metric,
+    Task,
+    TaskConfig,
+    Thresholds,
+    eval_windows,
+    initial_weights,
+    train_windows,
+    window,
+)
 
 
 def test_defaults_are_the_seeds():
@@ -78,9 +88,14 @@ class SinShift(Task):
     name = "sin-shift"
     metric = Metric("held_out_mae", "held-out MAE", "mean absolute error on the held-out windows")
     target_label = "sin(t + π/4)"
+    # repeating the input is off by sin(t + π/4) - sin(t): mean |.| = (4/π) sin(π/8) = 0.487, better than 0's 2/π
+    thresholds = Thresholds(4 / math.pi * math.sin(math.pi / 8), "repeating the input sin(t)", 2.0, 1000.0)
 
     def target(self, t):
         return np.sin(t + np.pi / 4)
+
+    def trivial_prediction(self, t):
+        return self.source(t)
 
     def score(self, predictions, targets):
         return float(np.mean(np.abs(predictions.astype(np.float64) - targets)))
@@ -109,3 +124,32 @@ def test_a_second_task_runs_through_the_harness_and_reaches_the_table(tmp_path):
     render(tmp_path)
     table = (tmp_path / "comparison.md").read_text()
     assert "held-out MAE" in table and "held-out MSE" not in table
+
+
+@pytest.mark.parametrize("task", [SIN_TO_COS, SinShift()], ids=lambda task: task.name)
+def test_the_declared_trivial_metric_is_what_the_trivial_predictor_scores(task):
+    """Over long windows (whole periods, up to the windows' ends) the task's trivial predictor scores the
+    value its thresholds declare."""
+    config = TaskConfig(seq_len=10_000, eval_windows=3, batch_size=3)
+    points = np.stack([task.times(config, k) for k in task.held_out_indices(config)])[..., None]
+    targets = np.stack([y for _, y in task.held_out_windows(config)])
+    scored = task.score(task.trivial_prediction(points).astype(np.float32), targets)
+    assert scored == pytest.approx(task.thresholds.trivial, abs=1e-3)
+
+
+def test_a_second_task_judges_outcomes_by_its_own_thresholds():
+    from backends import load
+    from backends.training import outcome_of, run_training
+
+    task = SinShift()
+    assert task.describe()["thresholds"]["trivial_about"] == "repeating the input sin(t)"
+    between = (task.thresholds.trivial + SIN_TO_COS.thresholds.trivial) / 2  # its trivial MAE is 0.487
+    assert outcome_of([0.5], between, task) == "did-not-learn" and outcome_of([0.5], between, SIN_TO_COS) == "learned"
+    assert outcome_of([0.5], 3.0, task) == "diverged" and outcome_of([0.5], 3.0, SIN_TO_COS) == "did-not-learn"
+    outcomes = {}
+    for lr, steps in ((0.02, 300), (1e-12, 300), (1e3, 1)):
+        result = run_training(load("numpy", TaskConfig(lr=lr, train_steps=steps)), task)
+        outcomes[lr] = (result.outcome, result.metric)
+    assert outcomes[0.02][0] == "learned" and outcomes[0.02][1] < task.thresholds.trivial / 4
+    assert outcomes[1e-12][0] == "did-not-learn"
+    assert outcomes[1e3][0] == "diverged" and outcomes[1e3][1] > task.thresholds.metric_bound
