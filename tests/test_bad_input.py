@@ -1,6 +1,7 @@
 """Every bad input gets a one-line error naming what is wrong and what is allowed, before anything runs."""
 
 import json
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -83,6 +84,9 @@ def test_every_option_default_parses_and_task_defaults_come_from_taskconfig():
         ({"hidden_size": 5000}, "TaskConfig.hidden_size must be an int from 1 to 4096, got 5000"),
         ({"seed": -1}, "TaskConfig.seed must be an int from 0"),
         ({"batch_size": True}, "TaskConfig.batch_size must be an int"),
+        ({"hidden_size": Fraction(32, 1)}, "TaskConfig.hidden_size must be an int from 1 to 4096, got Fraction"),
+        ({"lr": np.bool_(True)}, "TaskConfig.lr must be a finite number in (0, 1000], got np.True_"),
+        ({"lr": np.array([0.02])}, "TaskConfig.lr must be a finite number in (0, 1000], got array"),
     ],
 )
 def test_taskconfig_errors_name_the_field(kwargs, message):
