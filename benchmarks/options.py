@@ -101,8 +101,9 @@ def parse_results_dir(raw: str) -> Path:
 
 
 def parse_cpu_affinity(raw: str) -> tuple[int, ...]:
-    """'' (no pinning) or comma-separated core numbers this process may run on."""
-    if raw == "":
+    """'none' (no pinning) or comma-separated core numbers this process may run on. An empty list is refused:
+    `--cpu-affinity=$CORES` with CORES unset must not silently pin nothing."""
+    if raw == "none":
         return ()
     allowed = sorted(os.sched_getaffinity(0))
     try:
@@ -110,9 +111,8 @@ def parse_cpu_affinity(raw: str) -> tuple[int, ...]:
     except ValueError:
         cores = ()
     if not cores or any(c not in allowed for c in cores):
-        raise OptionError(
-            f"--cpu-affinity must be comma-separated cores of this machine ({','.join(map(str, allowed))}), got {raw!r}"
-        )
+        here = ",".join(map(str, allowed))
+        raise OptionError(f"--cpu-affinity must be none or comma-separated cores of this machine ({here}), got {raw!r}")
     return cores
 
 
@@ -151,7 +151,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "cpu_affinity",
         str,
-        "",
+        "none",
         "cores the workers run on, e.g. 1 or 0,1 (default: no pinning)",
         parse=parse_cpu_affinity,
     ),
