@@ -128,11 +128,11 @@ class Worker:
                     "seed_result": {
                         "seed": seed,
                         "losses": [_finite_or_none(v) for v in result.losses],
-                        "metric": _finite_or_none(result.metric),
+                        "metric": None if result.diverged else _finite_or_none(result.metric),
                         "diverged_step": result.diverged_step,
                         "seconds": result.train_seconds,
                         "predictions": predictions,
-                        "outcome": getattr(result, "outcome", ""),
+                        "outcome": result.outcome,
                     }
                 }
             )
