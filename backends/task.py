@@ -44,6 +44,7 @@ class TaskConfig:
     train_steps: int = 300  # training windows, one Adam step each
     seed: int = 0  # seeds the initial weights
     eval_windows: int = 10  # held-out windows after training, state carried
+    model: str = "rnn"  # the cell (backends/models.py): rnn, lstm or gru
 
     def __post_init__(self) -> None:
         # numbers become plain Python ints and floats (numpy scalars, Fractions): the frameworks get what
@@ -53,15 +54,25 @@ class TaskConfig:
         self._set("seed", _plain_int(self, "seed", 0, 2**32 - 1, "2**32 - 1"))
         for field in ("lr", "adam_eps"):
             self._set(field, _plain_float(self, field, 1e3))
+        from backends.models import MODELS
+
+        if not isinstance(self.model, str) or self.model not in MODELS:
+            raise ValueError(f"TaskConfig.model must be one of {', '.join(MODELS)}, got {self.model!r:.40}")
 
     def _set(self, field: str, value: Any) -> None:
         object.__setattr__(self, field, value)  # frozen: only validation writes, once
 
     @property
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Canonical weight shapes, for h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h), q_t = h_t W_hq + b_q."""
-        i, h = self.input_size, self.hidden_size
-        return {"W_xh": (i, h), "W_hh": (h, h), "b_h": (h,), "W_hq": (h, 1), "b_q": (1,)}
+        """Canonical weight names and shapes of the config's model (backends/models.py); for the rnn:
+        h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h), q_t = h_t W_hq + b_q."""
+        from backends.models import MODELS
+
+        return MODELS[self.model].weight_shapes(self.input_size, self.hidden_size)
+
+    @property
+    def weight_names(self) -> tuple[str, ...]:
+        return tuple(self.weight_shapes)
 
     @property
     def param_count(self) -> int:

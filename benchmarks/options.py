@@ -79,6 +79,19 @@ def parse_modes(raw: str) -> tuple[str, ...]:
     return chosen
 
 
+def parse_models(raw: str) -> tuple[str, ...]:
+    """'all' or comma-separated model names (backends/models.py), in their declared order."""
+    from backends.models import MODELS
+
+    if raw.strip() == "all":
+        return tuple(MODELS)
+    chosen = [n.strip() for n in raw.split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in MODELS]
+    if unknown or not chosen:
+        raise OptionError(f"--models: unknown {', '.join(unknown) or repr(raw)}; known: {', '.join(MODELS)}, or all")
+    return tuple(n for n in MODELS if n in chosen)
+
+
 def parse_device(raw: str) -> str:
     if raw not in DEVICE_CHOICES:
         raise OptionError(f"--device must be one of {', '.join(DEVICE_CHOICES)}, got {raw!r}")
@@ -132,6 +145,7 @@ SWEEP = ("sweep",)
 OPTIONS: tuple[Option, ...] = (
     Option("backends", str, "all", "comma-separated backend names, or all", parse=parse_backends),
     Option("modes", str, "all", "modes to run: all, default, or comma-separated mode names", parse=parse_modes),
+    Option("models", str, "rnn", "cells to train: rnn, lstm, gru (comma-separated), or all", parse=parse_models),
     Option("device", str, "auto", "cpu, cuda, all, or auto = cpu plus cuda where a GPU exists", parse=parse_device),
     Option("seeds", int, 10, "training runs (seeds) per case for accuracy", 1, 1000, sweep_default=1),
     Option("accuracy", bool, True, "train each case (--seeds x --train-steps) and score it", sweep_default=False),

@@ -39,6 +39,7 @@ class Work:
         if self.case is None:
             return self.kind
         case = f"{self.case.backend}-{self.case.mode}-{self.case.device}"
+        case += "" if self.case.model == "rnn" else f"-{self.case.model}"
         if self.kind == "block":
             return f"{self.op}-{case}-r{self.repeat}"
         return f"{self.kind}-{case}"
@@ -86,18 +87,19 @@ def sizes(opts: Options) -> tuple[Size, ...]:
 
 
 def cases(opts: Options, size: Size | None = None) -> list[Case]:
-    """Every backend x mode x device the options select at one size (default: the task options'), in
-    registry order, cpu before cuda. A mode limited to other devices is not a case at all."""
+    """Every model x backend x mode x device the options select at one size (default: the task options'), in
+    declared order, cpu before cuda. A mode limited to other devices is not a case at all."""
     c = opts.config
     label = size_of(*size) if size is not None else size_of(c.hidden_size, c.batch_size, c.seq_len)
     out = []
-    for name in opts.backends:
-        names = backends.modes(name)
-        chosen = names if opts.modes == ("all",) else names[:1] if opts.modes == ("default",) else opts.modes
-        for device in opts.devices:
-            for mode in names:
-                if mode in chosen and device in backends.mode_devices(name, mode):
-                    out.append(Case(name, mode, device, label))
+    for model in opts.models:  # a backend without a model still gets its case: an unavailable row saying why
+        for name in opts.backends:
+            names = backends.modes(name)
+            chosen = names if opts.modes == ("all",) else names[:1] if opts.modes == ("default",) else opts.modes
+            for device in opts.devices:
+                for mode in names:
+                    if mode in chosen and device in backends.mode_devices(name, mode):
+                        out.append(Case(name, mode, device, label, model))
     return out
 
 

@@ -11,6 +11,7 @@ is built and type-checked here, errors naming the file, line and field.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -38,10 +39,12 @@ class Case:
     mode: str
     device: str
     size: str  # "32x1x10"
+    model: str = "rnn"  # the cell (backends/models.py); runs before schema 3 are rnn
 
     @property
     def label(self) -> str:
-        return f"{self.backend} {self.mode} @{self.device} {self.size}"
+        model = "" if self.model == "rnn" else f" {self.model}"
+        return f"{self.backend} {self.mode} @{self.device} {self.size}{model}"
 
 
 def size_of(hidden: int, batch: int, seq_len: int) -> str:
@@ -203,9 +206,13 @@ def from_json(obj: Any, where: str = "record") -> Record:
     return _build(BY_KIND[kind], {k: v for k, v in obj.items() if k != "kind"}, f"{where} ({kind})")
 
 
+@functools.cache
+def _fields(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]:
+    return typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
+
+
 def _build(cls: type, obj: dict[str, Any], where: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints, fields = _fields(cls)
     unknown = sorted(set(obj) - set(fields))
     if unknown:
         raise RecordError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(fields)}")
@@ -239,7 +246,8 @@ def _check(value: Any, hint: Any, where: str) -> Any:
     if origin is list:
         if not isinstance(value, list):
             raise RecordError(f"{where}: must be a list, got {type(value).__name__}")
-        return [_check(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+        numbers = _numbers(value, args[0])  # the long lists (rounds, losses): checked without a name per item
+        return numbers if numbers is not None else [_check(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict or hint is dict:
         if not isinstance(value, dict):
             raise RecordError(f"{where}: must be an object, got {type(value).__name__}")
@@ -258,6 +266,22 @@ def _check(value: Any, hint: Any, where: str) -> Any:
     if hint in (str, bool) and not isinstance(value, hint):
         raise RecordError(f"{where}: must be a {hint.__name__}, got {value!r:.40}")
     return value
+
+
+def _numbers(values: list[Any], hint: Any) -> list[float | None] | None:
+    """`values` as floats when `hint` is float (or float | None) and every value fits; None otherwise."""
+    nullable = set(typing.get_args(hint)) == {float, type(None)}
+    if hint is not float and not nullable:
+        return None
+    out: list[float | None] = []
+    for v in values:
+        if v is None and nullable:
+            out.append(None)
+        elif type(v) in (int, float) and math.isfinite(v):
+            out.append(float(v))
+        else:
+            return None
+    return out
 
 
 class WriteError(OSError):
@@ -368,7 +392,7 @@ def read(folder: str | os.PathLike[str]) -> RunRecords:
         raise RecordError(" ".join(str(err).split())) from None
     records = [from_json(obj, w) for obj, w in zip(objects, where)]
     run = RunRecords(path, records, torn, schema if schema < SCHEMA else None, where)
-    _drop_repeats(run)
+    _drop_repeats(run, [json.dumps(obj, sort_keys=True) for obj in objects])
     _outcomes(run)
     return run
 
@@ -376,7 +400,8 @@ def read(folder: str | os.PathLike[str]) -> RunRecords:
 def _outcomes(run: RunRecords) -> None:
     """Every training record has an outcome: one of migrate.OUTCOMES (one written without gets it by the rule)."""
     task = run.start.task
-    trivial = task.get("trivial_metric", migrate.TRIVIAL_METRIC.get(str(task.get("name"))))
+    declared = task.get("thresholds") if isinstance(task.get("thresholds"), dict) else {}
+    trivial = declared.get("trivial", migrate.TRIVIAL_METRIC.get(str(task.get("name"))))
     trivial = trivial if isinstance(trivial, (int, float)) and not isinstance(trivial, bool) else None
     for i, (record, place) in enumerate(zip(run.records, run.where)):
         if not isinstance(record, Training):
@@ -434,14 +459,13 @@ def _key(record: Record) -> tuple[Any, ...] | None:
     return None
 
 
-def _drop_repeats(run: RunRecords) -> None:
-    """Keep the first of records repeated whole or of one measurement taken twice, and say so in
-    `run.duplicates`; a second, different start record is an error (two runs in one file)."""
+def _drop_repeats(run: RunRecords, texts: list[str]) -> None:
+    """Keep the first of records repeated whole (the same `texts`) or of one measurement taken twice, and say so
+    in `run.duplicates`; a second, different start record is an error (two runs in one file)."""
     seen: dict[str, str] = {}
     keys: dict[tuple[Any, ...], str] = {}
     kept, places = [], []
-    for record, place in zip(run.records, run.where):
-        text = json.dumps(to_json(record), sort_keys=True)
+    for record, place, text in zip(run.records, run.where, texts):
         key = _key(record)
         if text in seen:
             run.duplicates.append(f"{place} repeats {seen[text]}")

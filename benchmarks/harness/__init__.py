@@ -31,7 +31,7 @@ from benchmarks.plan import Plan, Work
 from benchmarks.records import Case
 
 FIRST_CALL_TIMEOUT_FACTOR = 4  # loading a framework or compiling a first step takes longer than a block
-Lane = tuple[str, str, str]  # backend, mode, device: one worker serves a lane's sizes one after another
+Lane = tuple[str, str, str, str]  # backend, mode, device, model: one worker serves a lane's sizes in turn
 
 
 class Unavailable(Exception):
@@ -58,7 +58,7 @@ class Policy:
 
 
 def lane_of(case: Case) -> Lane:
-    return (case.backend, case.mode, case.device)
+    return (case.backend, case.mode, case.device, case.model)
 
 
 def worker_env(case: Case | None, opts: Options, caches: Path | None) -> dict[str, str]:
@@ -211,7 +211,7 @@ class Harness:
     def _message(self, case: Case, request: str, **fields: Any) -> dict[str, Any]:
         config = dataclasses.asdict(self.opts.config)
         hidden, batch, seq_len = (int(v) for v in case.size.split("x"))
-        config.update(hidden_size=hidden, batch_size=batch, seq_len=seq_len)
+        config.update(hidden_size=hidden, batch_size=batch, seq_len=seq_len, model=case.model)
         entry = backends.entry(case.backend)
         return {
             "request": request,
@@ -231,7 +231,8 @@ class Harness:
         for case in cases:
             lane = lane_of(case)
             if lane not in self.workers:
-                log = self.logs / f"{case.backend}-{case.mode}-{case.device}.log"
+                model = "" if case.model == "rnn" else f"-{case.model}"
+                log = self.logs / f"{case.backend}-{case.mode}-{case.device}{model}.log"
                 self.workers[lane] = self.spawn("-".join(lane), worker_env(case, self.opts, self.caches), log)
             out.append(self.workers[lane])
         return out
@@ -350,7 +351,9 @@ class Harness:
         if case.size not in self._held_out:
             self._held_out.add(case.size)
             hidden, batch, seq_len = (int(v) for v in case.size.split("x"))
-            config = dataclasses.replace(self.opts.config, hidden_size=hidden, batch_size=batch, seq_len=seq_len)
+            config = dataclasses.replace(
+                self.opts.config, hidden_size=hidden, batch_size=batch, seq_len=seq_len, model=case.model
+            )
             held_out = self.task.held_out_windows(config)
             t = [float(v) for k in self.task.held_out_indices(config) for v in self.task.times(config, k)[0]]
             target = [float(v) for _, y in held_out for v in y[0, :, 0]]
