@@ -17,7 +17,8 @@ import numpy as np
 
 from backends import DEVICES, REGISTRY
 from backends.errors import BackendUnavailable, DeviceUnsupported
-from backends.task import WEIGHT_NAMES, TaskConfig
+from backends.models import MODELS
+from backends.task import TaskConfig
 
 __all__ = [
     "Backend",
@@ -58,6 +59,9 @@ class Backend(abc.ABC):
     """One implementation of the task's RNN: canonical weights in, Adam steps on windows, state carried."""
 
     name: ClassVar[str]  # registry name, used as pytest id and table row
+    # the cells (backends/models.py) this backend implements; another model is BackendUnavailable, a row
+    # that says why, never a different cell under the same name
+    models: ClassVar[tuple[str, ...]] = ("rnn",)
     parity_options: ClassVar[dict[str, Any]] = {}  # options under which the model is exactly the canonical one
     mode: str = ""  # the registry mode this instance runs in (set by backends.load)
 
@@ -66,6 +70,8 @@ class Backend(abc.ABC):
             raise TypeError(f"config must be a TaskConfig, got {type(config).__name__}")
         if device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+        if config.model not in self.models:
+            raise BackendUnavailable(f"{self.name} has no {config.model} model (its models: {', '.join(self.models)})")
         # the registry says where a backend runs (an unregistered one, such as the harness's no-op, on the cpu)
         devices = REGISTRY[self.name].devices if self.name in REGISTRY else ("cpu",)
         if device not in devices:
@@ -187,15 +193,17 @@ def check_window(array: Any, config: TaskConfig, role: str = "x") -> None:
 
 
 def check_weights(weights: Any, config: TaskConfig) -> dict[str, np.ndarray]:
-    """Validate a canonical weights dict; returns float32 C-contiguous copies the backend owns."""
+    """Validate a canonical weights dict of the config's model; returns float32 C-contiguous copies the
+    backend owns. Weights of another model are named as such (their keys or their shapes)."""
+    names, model = config.weight_names, config.model
     if not isinstance(weights, dict):
-        raise ValueError(f"weights must be a dict with keys {', '.join(WEIGHT_NAMES)}, got {type(weights).__name__}")
-    missing = [k for k in WEIGHT_NAMES if k not in weights]
-    extra = sorted(str(k) for k in weights if k not in WEIGHT_NAMES)
+        raise ValueError(f"{model} weights must be a dict with keys {', '.join(names)}, got {type(weights).__name__}")
+    missing = [k for k in names if k not in weights]
+    extra = sorted(str(k) for k in weights if k not in names)
     if missing or extra:
         raise ValueError(
-            f"weights keys must be exactly {', '.join(WEIGHT_NAMES)}; "
-            f"missing: {missing or 'none'}, extra: {extra or 'none'}"
+            f"{model} weights keys must be exactly {', '.join(names)}; "
+            f"missing: {missing or 'none'}, extra: {extra or 'none'}{_other_model(weights, config)}"
         )
     checked = {}
     for name, shape in config.weight_shapes.items():
@@ -204,7 +212,10 @@ def check_weights(weights: Any, config: TaskConfig) -> dict[str, np.ndarray]:
             kind = getattr(value, "dtype", type(value).__name__)
             raise ValueError(f"weights[{name!r}] must be a float numpy array, got {kind}")
         if value.shape != shape:
-            raise ValueError(f"weights[{name!r}] must have shape {shape}, got {value.shape}")
+            raise ValueError(
+                f"weights[{name!r}] must have shape {shape} for the {model} model, got {value.shape}"
+                f"{_other_model(weights, config)}"
+            )
         # a copy the caller cannot change afterwards (some frameworks keep using the buffer they are
         # given), checked after the cast: 1e300 is finite in float64 but inf in float32
         with np.errstate(over="ignore"):
@@ -213,3 +224,13 @@ def check_weights(weights: Any, config: TaskConfig) -> dict[str, np.ndarray]:
             raise ValueError(f"weights[{name!r}] contains NaN or inf, or values beyond float32's range")
         checked[name] = copy
     return checked
+
+
+def _other_model(weights: dict, config: TaskConfig) -> str:
+    """' (these are gru weights)' when the keys and shapes are exactly another model's at the config's sizes."""
+    for other in MODELS.values():
+        shapes = other.weight_shapes(config.input_size, config.hidden_size)
+        if other.name != config.model and set(weights) == set(shapes):
+            if all(getattr(weights[k], "shape", None) == s for k, s in shapes.items()):
+                return f" (these are {other.name} weights; the config's model is {config.model})"
+    return ""

@@ -30,7 +30,8 @@ import numpy as np
 from numba import njit
 
 from backends.base import Backend, Info
-from backends.task import WEIGHT_NAMES, TaskConfig
+from backends.models import MODELS
+from backends.task import TaskConfig
 
 BETA1, BETA2 = 0.9, 0.999
 _NJIT = {"cache": False, "error_model": "numpy", "nogil": True}
@@ -54,6 +55,28 @@ def _tanh(x: float) -> float:
         e = math.exp(-2.0 * d)
         r = (1.0 - e) / (1.0 + e)
     return np.float32(r if x >= 0 else -r)
+
+
+@njit(**_NJIT)
+def _sigmoid(x: float) -> float:
+    """The logistic sigmoid of a float32 in float64 from exp, rounded to float32 (as _tanh)."""
+    return np.float32(1.0 / (1.0 + math.exp(-np.float64(x))))
+
+
+@njit(**_NJIT)
+def _adam(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, step: int, lr: float, eps: float) -> None:
+    """Adam, as torch.optim.Adam: p -= lr * m_hat / (sqrt(v_hat) + eps), bias corrections in float64."""
+    f32 = np.float32
+    lr_hat = f32(lr / (1.0 - BETA1**step))
+    sqrt_c2 = f32(math.sqrt(1.0 - BETA2**step))
+    eps32 = f32(eps)
+    b1, b2 = f32(BETA1), f32(BETA2)
+    c1, c2 = f32(1.0 - BETA1), f32(1.0 - BETA2)
+    for k in range(p.size):
+        gk = g[k]
+        m[k] = b1 * m[k] + c1 * gk
+        v[k] = b2 * v[k] + c2 * gk * gk
+        p[k] -= lr_hat * m[k] / (np.sqrt(v[k]) / sqrt_c2 + eps32)
 
 
 @njit(**_NJIT)
@@ -150,17 +173,7 @@ def _train_step(
                 dj = da[j]
                 for i in range(n):
                     dh[i] += dj * w_hh_t[j, i]
-    # Adam, as torch.optim.Adam: p -= lr * m_hat / (sqrt(v_hat) + eps), bias corrections in float64
-    lr_hat = f32(lr / (1.0 - BETA1**step))
-    sqrt_c2 = f32(math.sqrt(1.0 - BETA2**step))
-    eps32 = f32(eps)
-    b1, b2 = f32(BETA1), f32(BETA2)
-    c1, c2 = f32(1.0 - BETA1), f32(1.0 - BETA2)
-    for k in range(p.size):
-        gk = g[k]
-        m[k] = b1 * m[k] + c1 * gk
-        v[k] = b2 * v[k] + c2 * gk * gk
-        p[k] -= lr_hat * m[k] / (np.sqrt(v[k]) / sqrt_c2 + eps32)
+    _adam(p, g, m, v, step, lr, eps)
     return loss / (batch * seq_len)
 
 
@@ -173,25 +186,335 @@ def _predict(p: np.ndarray, x: np.ndarray, h: np.ndarray) -> np.ndarray:
     return q.reshape((batch, seq_len, 1))
 
 
+# ---- LSTM: [i f g o] = x W_x + h W_h + b; c' = σ(f) c + σ(i) tanh(g); h' = σ(o) tanh(c') ----
+
+
+@njit(**_NJIT)
+def _lstm_views(p: np.ndarray, i: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """W_x (i, 4n), W_h (n, 4n), b (4n,), W_hq (n,) and b_q (1,) as views of the flat buffer p."""
+    g = 4 * n
+    a, b = i * g, i * g + n * g
+    return p[:a].reshape((i, g)), p[a:b].reshape((n, g)), p[b : b + g], p[b + g : b + g + n], p[b + g + n :]
+
+
+@njit(**_NJIT)
+def _lstm_forward(
+    p: np.ndarray,
+    x: np.ndarray,
+    h: np.ndarray,
+    c: np.ndarray,
+    hs: np.ndarray,
+    cs: np.ndarray,
+    acts: np.ndarray,
+    q: np.ndarray,
+) -> None:
+    """Fill hs and cs (batch, seq_len+1, hidden) from h and c, the activated gates acts (batch, seq_len, 4 hidden:
+    σ(i), σ(f), tanh(g), σ(o)) and q (batch, seq_len); h and c become the last state."""
+    batch, seq_len, i_size = x.shape
+    n = h.shape[1]
+    w_x, w_h, bias, w_hq, b_q = _lstm_views(p, i_size, n)
+    a = np.empty(4 * n, np.float32)
+    prev = np.empty(n, np.float32)
+    for b in range(batch):
+        for j in range(n):
+            prev[j] = h[b, j]
+            hs[b, 0, j] = prev[j]
+            cs[b, 0, j] = c[b, j]
+        for t in range(seq_len):
+            for j in range(4 * n):
+                a[j] = bias[j]
+            for i in range(i_size):
+                xi = x[b, t, i]
+                for j in range(4 * n):
+                    a[j] += xi * w_x[i, j]
+            for i in range(n):
+                hi = prev[i]
+                for j in range(4 * n):
+                    a[j] += hi * w_h[i, j]
+            acc = b_q[0]
+            for j in range(n):
+                ig, fg = _sigmoid(a[j]), _sigmoid(a[n + j])
+                gg, og = _tanh(a[2 * n + j]), _sigmoid(a[3 * n + j])
+                acts[b, t, j], acts[b, t, n + j], acts[b, t, 2 * n + j], acts[b, t, 3 * n + j] = ig, fg, gg, og
+                cj = fg * cs[b, t, j] + ig * gg
+                cs[b, t + 1, j] = cj
+                hj = og * _tanh(cj)
+                prev[j] = hj
+                hs[b, t + 1, j] = hj
+                acc += hj * w_hq[j]
+            q[b, t] = acc
+        for j in range(n):
+            h[b, j] = prev[j]
+            c[b, j] = cs[b, seq_len, j]
+
+
+@njit(**_NJIT)
+def _lstm_train_step(
+    p: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    step: int,
+    lr: float,
+    eps: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    h: np.ndarray,
+    c: np.ndarray,
+) -> float:
+    """One Adam step of the LSTM on one window (as _train_step); h and c become the last state."""
+    batch, seq_len, i_size = x.shape
+    n = h.shape[1]
+    g4 = 4 * n
+    f32 = np.float32
+    hs = np.empty((batch, seq_len + 1, n), f32)
+    cs = np.empty((batch, seq_len + 1, n), f32)
+    acts = np.empty((batch, seq_len, g4), f32)
+    q = np.empty((batch, seq_len), f32)
+    _lstm_forward(p, x, h, c, hs, cs, acts, q)
+    w_x, w_h, bias, w_hq, b_q = _lstm_views(p, i_size, n)
+    w_h_t = np.empty((g4, n), f32)  # rows of W_h^T: the backward products as row updates
+    for i in range(n):
+        for j in range(g4):
+            w_h_t[j, i] = w_h[i, j]
+    g = np.zeros_like(p)
+    g_x, g_h, g_b, g_hq, g_bq = _lstm_views(g, i_size, n)
+    scale32 = f32(2.0 / (batch * seq_len))
+    one = f32(1.0)
+    loss = 0.0
+    da = np.empty(g4, f32)
+    dh = np.empty(n, f32)  # what h_t gets back from step t+1
+    dc = np.empty(n, f32)  # what c_t gets back from step t+1
+    for b in range(batch):
+        for j in range(n):
+            dh[j] = 0.0
+            dc[j] = 0.0
+        for t in range(seq_len - 1, -1, -1):
+            err = q[b, t] - y[b, t, 0]
+            loss += float(err) * float(err)
+            dq = scale32 * err
+            g_bq[0] += dq
+            for j in range(n):
+                g_hq[j] += hs[b, t + 1, j] * dq
+                ig, fg, gg, og = acts[b, t, j], acts[b, t, n + j], acts[b, t, 2 * n + j], acts[b, t, 3 * n + j]
+                tc = _tanh(cs[b, t + 1, j])
+                dhj = dh[j] + dq * w_hq[j]
+                dcj = dc[j] + dhj * og * (one - tc * tc)
+                da[j] = dcj * gg * ig * (one - ig)
+                da[n + j] = dcj * cs[b, t, j] * fg * (one - fg)
+                da[2 * n + j] = dcj * ig * (one - gg * gg)
+                da[3 * n + j] = dhj * tc * og * (one - og)
+                dc[j] = dcj * fg
+            for j in range(g4):
+                g_b[j] += da[j]
+            for i in range(i_size):
+                xi = x[b, t, i]
+                for j in range(g4):
+                    g_x[i, j] += xi * da[j]
+            for i in range(n):
+                hi = hs[b, t, i]
+                for j in range(g4):
+                    g_h[i, j] += hi * da[j]
+            for i in range(n):
+                dh[i] = 0.0
+            for j in range(g4):
+                dj = da[j]
+                for i in range(n):
+                    dh[i] += dj * w_h_t[j, i]
+    _adam(p, g, m, v, step, lr, eps)
+    return loss / (batch * seq_len)
+
+
+@njit(**_NJIT)
+def _lstm_predict(p: np.ndarray, x: np.ndarray, h: np.ndarray, c: np.ndarray) -> np.ndarray:
+    batch, seq_len, _ = x.shape
+    n = h.shape[1]
+    hs = np.empty((batch, seq_len + 1, n), np.float32)
+    cs = np.empty((batch, seq_len + 1, n), np.float32)
+    acts = np.empty((batch, seq_len, 4 * n), np.float32)
+    q = np.empty((batch, seq_len), np.float32)
+    _lstm_forward(p, x, h, c, hs, cs, acts, q)
+    return q.reshape((batch, seq_len, 1))
+
+
+# ---- GRU: r = σ(r_x + r_h), z = σ(z_x + z_h), n = tanh(n_x + r n_h), h' = (1 - z) n + z h ----
+
+
+@njit(**_NJIT)
+def _gru_views(
+    p: np.ndarray, i: int, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """W_x (i, 3n), W_h (n, 3n), b_x (3n,), b_h (3n,), W_hq (n,) and b_q (1,) as views of the flat buffer p."""
+    g = 3 * n
+    a, b = i * g, i * g + n * g
+    return (
+        p[:a].reshape((i, g)),
+        p[a:b].reshape((n, g)),
+        p[b : b + g],
+        p[b + g : b + 2 * g],
+        p[b + 2 * g : b + 2 * g + n],
+        p[b + 2 * g + n :],
+    )
+
+
+@njit(**_NJIT)
+def _gru_forward(
+    p: np.ndarray, x: np.ndarray, h: np.ndarray, hs: np.ndarray, acts: np.ndarray, hn: np.ndarray, q: np.ndarray
+) -> None:
+    """Fill hs (batch, seq_len+1, hidden) from h, the gates acts (batch, seq_len, 3 hidden: r, z, n), hn
+    (batch, seq_len, hidden: n_h, which r multiplies) and q (batch, seq_len); h becomes the last state."""
+    batch, seq_len, i_size = x.shape
+    n = h.shape[1]
+    w_x, w_h, b_x, b_h, w_hq, b_q = _gru_views(p, i_size, n)
+    ax = np.empty(3 * n, np.float32)
+    ah = np.empty(3 * n, np.float32)
+    prev = np.empty(n, np.float32)
+    for b in range(batch):
+        for j in range(n):
+            prev[j] = h[b, j]
+            hs[b, 0, j] = prev[j]
+        for t in range(seq_len):
+            for j in range(3 * n):
+                ax[j] = b_x[j]
+                ah[j] = b_h[j]
+            for i in range(i_size):
+                xi = x[b, t, i]
+                for j in range(3 * n):
+                    ax[j] += xi * w_x[i, j]
+            for i in range(n):
+                hi = prev[i]
+                for j in range(3 * n):
+                    ah[j] += hi * w_h[i, j]
+            acc = b_q[0]
+            for j in range(n):
+                r = _sigmoid(ax[j] + ah[j])
+                z = _sigmoid(ax[n + j] + ah[n + j])
+                nj = _tanh(ax[2 * n + j] + r * ah[2 * n + j])
+                acts[b, t, j], acts[b, t, n + j], acts[b, t, 2 * n + j] = r, z, nj
+                hn[b, t, j] = ah[2 * n + j]
+                hj = (np.float32(1.0) - z) * nj + z * prev[j]
+                prev[j] = hj
+                hs[b, t + 1, j] = hj
+                acc += hj * w_hq[j]
+            q[b, t] = acc
+        for j in range(n):
+            h[b, j] = prev[j]
+
+
+@njit(**_NJIT)
+def _gru_train_step(
+    p: np.ndarray,
+    m: np.ndarray,
+    v: np.ndarray,
+    step: int,
+    lr: float,
+    eps: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    h: np.ndarray,
+) -> float:
+    """One Adam step of the GRU on one window (as _train_step); h becomes the last state."""
+    batch, seq_len, i_size = x.shape
+    n = h.shape[1]
+    g3 = 3 * n
+    f32 = np.float32
+    hs = np.empty((batch, seq_len + 1, n), f32)
+    acts = np.empty((batch, seq_len, g3), f32)
+    hn = np.empty((batch, seq_len, n), f32)
+    q = np.empty((batch, seq_len), f32)
+    _gru_forward(p, x, h, hs, acts, hn, q)
+    w_x, w_h, b_x, b_h, w_hq, b_q = _gru_views(p, i_size, n)
+    w_h_t = np.empty((g3, n), f32)  # rows of W_h^T: the backward products as row updates
+    for i in range(n):
+        for j in range(g3):
+            w_h_t[j, i] = w_h[i, j]
+    g = np.zeros_like(p)
+    g_x, g_h, g_bx, g_bh, g_hq, g_bq = _gru_views(g, i_size, n)
+    scale32 = f32(2.0 / (batch * seq_len))
+    one = f32(1.0)
+    loss = 0.0
+    dx = np.empty(g3, f32)  # gradient of x W_x + b_x
+    dw = np.empty(g3, f32)  # gradient of h W_h + b_h
+    dh = np.empty(n, f32)  # what h_t gets back from step t+1
+    for b in range(batch):
+        for j in range(n):
+            dh[j] = 0.0
+        for t in range(seq_len - 1, -1, -1):
+            err = q[b, t] - y[b, t, 0]
+            loss += float(err) * float(err)
+            dq = scale32 * err
+            g_bq[0] += dq
+            for j in range(n):
+                g_hq[j] += hs[b, t + 1, j] * dq
+                r, z, nj = acts[b, t, j], acts[b, t, n + j], acts[b, t, 2 * n + j]
+                dhj = dh[j] + dq * w_hq[j]
+                dan = dhj * (one - z) * (one - nj * nj)
+                dar = dan * hn[b, t, j] * r * (one - r)
+                daz = dhj * (hs[b, t, j] - nj) * z * (one - z)
+                dx[j], dx[n + j], dx[2 * n + j] = dar, daz, dan
+                dw[j], dw[n + j], dw[2 * n + j] = dar, daz, dan * r
+                dh[j] = dhj * z  # the direct path h -> h'; the W_h path is added below
+            for j in range(g3):
+                g_bx[j] += dx[j]
+                g_bh[j] += dw[j]
+            for i in range(i_size):
+                xi = x[b, t, i]
+                for j in range(g3):
+                    g_x[i, j] += xi * dx[j]
+            for i in range(n):
+                hi = hs[b, t, i]
+                for j in range(g3):
+                    g_h[i, j] += hi * dw[j]
+            for j in range(g3):
+                dj = dw[j]
+                for i in range(n):
+                    dh[i] += dj * w_h_t[j, i]
+    _adam(p, g, m, v, step, lr, eps)
+    return loss / (batch * seq_len)
+
+
+@njit(**_NJIT)
+def _gru_predict(p: np.ndarray, x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    batch, seq_len, _ = x.shape
+    n = h.shape[1]
+    hs = np.empty((batch, seq_len + 1, n), np.float32)
+    acts = np.empty((batch, seq_len, 3 * n), np.float32)
+    hn = np.empty((batch, seq_len, n), np.float32)
+    q = np.empty((batch, seq_len), np.float32)
+    _gru_forward(p, x, h, hs, acts, hn, q)
+    return q.reshape((batch, seq_len, 1))
+
+
+# each model's (train step, predict): their state arguments follow the model's state (h, or h and c)
+KERNELS = {
+    "rnn": (_train_step, _predict),
+    "lstm": (_lstm_train_step, _lstm_predict),
+    "gru": (_gru_train_step, _gru_predict),
+}
+
+
 class NumbaRNN(Backend):
-    """The canonical model in float32 machine code: the floor the frameworks are measured against."""
+    """The canonical models in float32 machine code: the floor the frameworks are measured against."""
 
     name = "numba"
+    models = tuple(MODELS)
 
     def __init__(self, config: TaskConfig, device: str = "cpu") -> None:
         super().__init__(config, device)
         shapes = config.weight_shapes
-        sizes = [math.prod(shapes[k]) for k in WEIGHT_NAMES]
-        self._offsets = dict(zip(WEIGHT_NAMES, np.cumsum([0, *sizes[:-1]]).tolist()))
-        self.p = np.zeros(sum(sizes), np.float32)  # W_xh, W_hh, b_h, W_hq, b_q, flat and in that order
+        sizes = [math.prod(shape) for shape in shapes.values()]
+        self._offsets = dict(zip(shapes, np.cumsum([0, *sizes[:-1]]).tolist()))
+        self.p = np.zeros(sum(sizes), np.float32)  # the canonical weights, flat and in their declared order
         self.m = np.zeros_like(self.p)
         self.v = np.zeros_like(self.p)
         self.step = 0
-        self.h = np.zeros((config.batch_size, config.hidden_size), np.float32)
+        # the carried state: one (batch, hidden) buffer per name in the model's state, changed in place
+        self.state = tuple(
+            np.zeros((config.batch_size, config.hidden_size), np.float32) for _ in MODELS[config.model].state
+        )
+        self._train, self._forward = KERNELS[config.model]
 
     def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        for k in WEIGHT_NAMES:  # copied into this backend's own buffer
-            start = self._offsets[k]
+        for k, start in self._offsets.items():  # copied into this backend's own buffer
             self.p[start : start + weights[k].size] = weights[k].ravel()
         self.m[:] = 0.0
         self.v[:] = 0.0
@@ -205,17 +528,18 @@ class NumbaRNN(Backend):
         return out
 
     def reset_state(self) -> None:
-        self.h[:] = 0.0
+        for s in self.state:
+            s[:] = 0.0
 
     def _to_native(self, array: np.ndarray) -> Any:
         return array.copy()  # C-contiguous, and the caller's later changes do not reach it
 
     def _train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         self.step += 1
-        return _train_step(self.p, self.m, self.v, self.step, self.config.lr, self.config.adam_eps, x, y, self.h)
+        return self._train(self.p, self.m, self.v, self.step, self.config.lr, self.config.adam_eps, x, y, *self.state)
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
-        return _predict(self.p, x, self.h)
+        return self._forward(self.p, x, *self.state)
 
     def info(self) -> Info:
         return Info(
