@@ -3,7 +3,7 @@ backends.REGISTRY itself): the harness sends a case's registry entry to its work
 
     monkeypatch.setitem(backends.REGISTRY, "abort-at-3", ABORT_AT_THIRD)
 
-Each prints a line before it fails, so the worker's log (and the failed record quoting its last lines) says
+Those that crash or hang print a line first, so the worker's log (and the failed record quoting its last lines) says
 what happened.
 """
 
@@ -42,5 +42,15 @@ class SleepsForever(NumpyRNN):
             time.sleep(60)
 
 
+class PredictRaises(NumpyRNN):
+    """The numpy oracle with a bug: its predict raises."""
+
+    name = "predict-raises"
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        raise RuntimeError("predict is broken")
+
+
 ABORT_AT_THIRD = Entry("tests.fault_backends:AbortAtThird", "core", {"eager": Mode()})
 SLEEPS_FOREVER = Entry("tests.fault_backends:SleepsForever", "core", {"eager": Mode()})
+PREDICT_RAISES = Entry("tests.fault_backends:PredictRaises", "core", {"eager": Mode()})
