@@ -76,10 +76,13 @@ def test_a_worker_that_aborts_fails_its_own_units_and_the_run_goes_on(tmp_path, 
     measured in full, and the run renders."""
     got, lines = run(tmp_path, monkeypatch, {"abort-at-3": ABORT_AT_THIRD}, memory=True)
     failed = by_case(got.of(records.Skipped), "abort-at-3")
-    assert [s.where for s in failed] == ["train_step block, repeat 0", "train_step block, repeat 1", "training"]
-    for s in failed:
+    trained = ["train_step block, repeat 0", "train_step block, repeat 1", "training"]
+    assert [s.where for s in failed] == [*trained, "memory"]
+    for s in failed[:3]:
         assert s.status == "failed" and "killed by SIGABRT" in s.reason, s
         assert "abort-at-3: third train_step, calling os.abort()" in s.reason, s  # the log's last lines
+    # its worker's peak died with it: no figure from a fresh worker that never trained
+    assert failed[3].status == "failed" and by_case(got.of(records.Memory), "abort-at-3") == []
     assert [(b.op, b.repeat) for b in by_case(got.of(records.Block), "abort-at-3")] == [("predict", 0), ("predict", 1)]
     assert sum("[failed] " in line and "SIGABRT" in line for line in lines) == 3
 

@@ -378,8 +378,8 @@ class Harness:
 
     def _memory(self, case: Case) -> None:
         """The peak memory of the case's own worker (everything it loaded and ran for this case)."""
-        if lane_of(case) not in self.workers:
-            self._prepare(case)
+        if lane_of(case) not in self.workers:  # it died in an earlier unit: a fresh worker's peak is not the case's
+            raise WorkerFailed("its worker failed earlier, so the peak of what it ran is lost")
         figures = self._request(case, self._message(case, "memory"))
         self._write(records.Memory(case, **figures))
 
