@@ -119,6 +119,13 @@ REGISTRY: dict[str, Entry] = {
         {"njit": Mode(about="forward, BPTT and Adam in one @njit function: no framework")},
         floor=True,
     ),
+    "triton": Entry(
+        "backends.triton_rnn:TritonRNN",
+        "triton",
+        {"kernel": Mode(about="forward, BPTT and Adam in one Triton kernel launch, one program: no framework")},
+        ("cuda",),
+        floor=True,
+    ),
 }
 
 # Names used by runs made before modes existed: the report reads them as backend + mode.
