@@ -174,7 +174,8 @@ def test_interrupted_run_keeps_earlier_results(tmp_path):
 
 def test_a_repeat_after_a_failed_one_starts_from_a_fresh_backend(tmp_path):
     """Repeat 0's backend broke mid-timing (simulated: the worker's 3rd step raises, and that backend stays
-    broken): repeat 1 must not reuse it, in the same worker, and is measured."""
+    broken): repeat 1 must not reuse it, in the same worker, and is measured. The first step, measured before
+    the failure, is kept; the fresh repeat-1 backend adds none."""
     broken = (
         "import backends.numpy_rnn as m\n"
         "step = m.NumpyRNN._train_step\n"
@@ -193,7 +194,7 @@ def test_a_repeat_after_a_failed_one_starts_from_a_fresh_backend(tmp_path):
     failed = [(s.case.backend, s.status, s.where, s.reason) for s in run.of(records.Skipped)]
     assert failed == [("numpy", "failed", "train_step block, repeat 0", "RuntimeError: third step fails")]
     steps = [b.repeat for b in run.of(records.Block) if b.op == "train_step"]
-    assert steps == [1]
+    assert steps == [1] and len(run.of(records.FirstStep)) == 1
     assert len(run.of(records.Training)) == 1
 
 

@@ -314,14 +314,16 @@ class Harness:
             budget_s=self.policy.block_budget_s(work),
             keep=keep,
         )
+        said: dict[str, float] = {}  # the first call's time, written after the block (nothing runs beside it)
         try:
-            reply = self._request(case, message, first=first)
+            reply = self._request(case, message, first=first, on_message=said.update)
         except WorkerFailed:
             self._ready.discard(case)
             raise
+        finally:
+            if "first_seconds" in said and work.op == "train_step" and work.repeat == 0:
+                self._write(records.FirstStep(case, said["first_seconds"]))
         self._called.add((case, work.op))
-        if reply["first_seconds"] is not None and work.op == "train_step" and work.repeat == 0:
-            self._write(records.FirstStep(case, reply["first_seconds"]))
         block = records.Block(case, work.op, work.repeat, reply["calls"], reply["seconds"])
         self._write(block)
         return block

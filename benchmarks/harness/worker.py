@@ -82,6 +82,8 @@ class Worker:
         start = time.perf_counter()
         fn(*args[-1])  # the first call; a loss or numpy result means the device has finished
         first = time.perf_counter() - start
+        if fresh:  # said now, before the timing: the parent keeps it even if the block fails later
+            self.reply({"first_seconds": first})
         if key not in self.calls:
             self.calls[key] = calls_per_round(fn, args, req["min_round_us"] * 1e-6)
         calls = self.calls[key]
@@ -91,7 +93,7 @@ class Worker:
         )
         if req["keep"]:
             self.kept[key] = backend
-        return {"first_seconds": first if fresh else None, "calls": calls, "seconds": seconds, "elapsed": elapsed}
+        return {"calls": calls, "seconds": seconds, "elapsed": elapsed}
 
     def overhead(self, req: dict[str, Any]) -> dict[str, Any]:
         from backends.task import TaskConfig, initial_weights
