@@ -104,7 +104,8 @@ class Harness:
         for w in plan.work:
             if w.case is not None:
                 self._remaining[lane_of(w.case)] = self._remaining.get(lane_of(w.case), 0) + 1
-        self._unavailable: dict[Lane, str] = {}
+        # per case, not per lane: a backend may run at one size and not at another (triton's hidden limit)
+        self._unavailable: dict[Case, str] = {}
         self._skipped: set[Case] = set()
         self._loaded: set[Case] = set()
         self._held_out: set[str] = set()
@@ -154,8 +155,8 @@ class Harness:
         begin = time.perf_counter()
         record = None
         try:
-            if lane in self._unavailable:
-                raise Unavailable(self._unavailable[lane])
+            if case in self._unavailable:
+                raise Unavailable(self._unavailable[case])
             reason = self.policy.skip(work)
             if reason:
                 if case not in self._skipped and case not in self.measured_cases:
@@ -202,11 +203,9 @@ class Harness:
             raise Unavailable(str(err)) from None
 
     def _set_unavailable(self, case: Case, reason: str) -> None:
-        lane = lane_of(case)
-        if lane not in self._unavailable:
-            self._unavailable[lane] = reason
+        if case not in self._unavailable:
+            self._unavailable[case] = reason
             self._write(records.Skipped(case, "unavailable", reason))
-        self._stop(lane)
 
     def _message(self, case: Case, request: str, **fields: Any) -> dict[str, Any]:
         config = dataclasses.asdict(self.opts.config)
@@ -250,7 +249,7 @@ class Harness:
             for c in self.plan.cases
             if c.size == first.size
             and c not in self._ready
-            and lane_of(c) not in self._unavailable
+            and c not in self._unavailable
             and self._remaining.get(lane_of(c), 0) > 0
             and (c == first or not self.policy.skip(Work("block", c, "train_step", 0)))
         ]
@@ -297,8 +296,8 @@ class Harness:
         assert case is not None
         if case not in self._ready:
             self._prepare(case)
-            if lane_of(case) in self._unavailable:
-                raise Unavailable(self._unavailable[lane_of(case)])
+            if case in self._unavailable:
+                raise Unavailable(self._unavailable[case])
             if case not in self._ready:
                 raise Failed(f"{case.label}: its worker did not start (see the run's records)")
         first = (case, work.op) not in self._called
