@@ -16,16 +16,13 @@ PY=${PY:-python3}
 mkdir -p "$OUT"
 RESULTS=$(mktemp -d)
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1
-# XLA aborts the whole process on a flag it does not know: try JAX alone first, and leave it out if it fails
-BACKENDS=numpy,torch-rnn,torch-cell
+# Every case runs in a worker process of its own: if XLA aborts (it does on a flag it does not know), only
+# jax-scan's rows fail, with the reason, and the run goes on. jax.txt says what JAX sees, for the record.
+BACKENDS=numpy,torch-rnn,torch-cell,jax-scan
 MODES=eager,cuda-graph,jit,fast  # the sweep's: those that do not recompile at every size
 TESTS=(tests/test_gpu.py tests/test_parity.py)
-if timeout -k 10 45 "$PY" -c "import backends.jax_scan, jax; print(jax.devices())" >"$OUT/jax.txt" 2>&1; then
-    BACKENDS=$BACKENDS,jax-scan
-else
-    echo "JAX failed to start: jax-scan left out" | tee -a "$OUT/jax.txt"
-    TESTS+=(-k "not jax")
-fi
+timeout -k 10 45 "$PY" -c "import jax; print(jax.devices())" >"$OUT/jax.txt" 2>&1
+echo "jax exit $?" >>"$OUT/jax.txt"
 # The Triton floor: its parity compiled on this GPU (and in the interpreter) before anything else loads the GPU
 if "$PY" -c "import triton" >/dev/null 2>&1; then
     BACKENDS=$BACKENDS,triton
