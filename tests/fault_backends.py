@@ -53,4 +53,3 @@ class PredictRaises(NumpyRNN):
 
 ABORT_AT_THIRD = Entry("tests.fault_backends:AbortAtThird", "core", {"eager": Mode()})
 SLEEPS_FOREVER = Entry("tests.fault_backends:SleepsForever", "core", {"eager": Mode()})
-PREDICT_RAISES = Entry("tests.fault_backends:PredictRaises", "core", {"eager": Mode()})
