@@ -27,21 +27,26 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", metavar="{render,compare,merge}", parser_class=_Parser)
     render = sub.add_parser(
         "render",
-        help="comparison.md, comparison.csv, summary.txt and plots of a run folder (the default command)",
-        description="Write comparison.md, comparison.csv, summary.txt and the plots into a run folder.",
+        help="the report of a run folder (the default command): comparison.md or, for a sweep, sweep.md",
+        description="Write a run folder's report into it: comparison.md, comparison.csv, summary.txt and the plots; "
+        "for a size sweep (its records say so) sweep.md, sweep.csv and the sweep's plots.",
     )
     render.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
                         help="run folder (default: results/latest, else the newest run in results/runs)")  # fmt: skip
-    render.add_argument("--out", metavar="DIR", help="write there instead of into the run folder")
+    render.add_argument(
+        "--out", metavar="DIR", help="write there instead of into the run folder (never into another run)"
+    )
     render.add_argument("--no-plots", action="store_true", help="tables only (plots take seconds each)")
     compare = sub.add_parser(
         "compare",
         help="B against A: changes beyond the run-to-run noise",
         description=(
             "Compare run(s) B against run(s) A per case: step and predict medians, first step, peak memory and "
-            "the held-out metric. Give several runs per side, comma-separated (A1,A2 B1,B2): the spread of "
-            "their values is the run-to-run noise and a change must exceed it. With one run per side the spread "
-            "between repeats inside each run and a relative threshold decide (the rule is printed with the table)."
+            "the held-out metric. Give several runs per side, comma-separated (A1,A2 B1,B2; a run named twice "
+            "counts once): the spread of their values is the run-to-run noise and a change must exceed it. With "
+            "one run per side the spread between repeats inside each run and a relative threshold decide. Each "
+            "time is judged twice: in absolute time, and against how the machine moved as a whole (the floor's "
+            "ratio, else the median ratio over the cases). A sweep is compared at the sizes both sides measured."
         ),
     )
     compare.add_argument("a", metavar="RUN_A", help="run folder(s) A, comma-separated")
@@ -54,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
         help="runs of several machines in one table and one plot",
         description=(
             "One table and one step-time plot of several runs, rows labelled by machine; each row's speed-up is "
-            "against its own run's torch-rnn eager on the same device."
+            "against its own run's torch-rnn eager on the same device. A sweep's sizes are rows of their own."
         ),
     )
     merge.add_argument("runs", nargs="+", metavar="RUN", help="run folders")

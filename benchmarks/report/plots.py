@@ -1,5 +1,5 @@
-"""The report's figures as PNG bytes, drawn from rows. matplotlib is imported here only, through Agg (a
-Figure with its own canvas, no pyplot state); a figure without data is not drawn."""
+"""The run report's figures as PNG bytes, drawn from the case table and the frame. matplotlib through its object
+API only (a Figure with its own Agg canvas, no pyplot state); a figure without data is not drawn."""
 
 from __future__ import annotations
 
@@ -11,20 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmarks.report.rows import Row, RunInfo, RunRows
+from benchmarks import names
+from benchmarks.report.cases import View
+from benchmarks.report.columns import Row
+from benchmarks.report.frame import Run, finite
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-# a GPU row must stand out from a cpu row by shape as well as colour
-DEVICE_STYLE = {"cpu": ("o", "tab:blue"), "cuda": ("D", "tab:orange")}
-OTHER_STYLE = ("s", "tab:gray")
 LINES = ["-", "--", ":", "-."]
 SMOOTH = 10  # steps in the loss curves' moving mean
 
 
-def _figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
+def figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -33,27 +33,28 @@ def _figure(width: float, height: float, layout: str | None = "constrained") -> 
     return fig
 
 
-def _png(fig: Figure) -> bytes:
+def png(fig: Figure, **kwargs: Any) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", **kwargs)
     return buf.getvalue()
 
 
 def _style(device: str) -> tuple[str, str]:
-    return DEVICE_STYLE.get(device, OTHER_STYLE)
+    style = names.style(device)
+    return style.marker, style.colour
 
 
 def label(row: Row, rows: Sequence[Row] = ()) -> str:
     """backend mode @device, with the machine and size when the rows differ in them."""
-    text = f"{row.case.backend} {row.case.mode} @{row.case.device}"
-    if len({r.case.size for r in rows}) > 1:
-        text += f" {row.case.size}"
-    if row.machine and len({r.machine for r in rows}) > 1:
-        text += f" · {row.machine}"
+    text = names.case_label(row["backend"], row["mode"], row["device"])
+    if len({r["size"] for r in rows}) > 1:
+        text += f" {row['size']}"
+    if row.get("label") and len({r.get("label") for r in rows}) > 1:
+        text += f" · {row['label']}"
     return text
 
 
-def subtitle(runs: Sequence[RunInfo]) -> str:
+def subtitle(runs: Sequence[Run]) -> str:
     """host · CPU · GPU · run, for each run."""
     parts = []
     for run in runs:
@@ -63,7 +64,7 @@ def subtitle(runs: Sequence[RunInfo]) -> str:
     return "\n".join(parts)
 
 
-def _titles(fig: Figure, title: str, runs: Sequence[RunInfo]) -> None:
+def _titles(fig: Figure, title: str, runs: Sequence[Run]) -> None:
     fig.suptitle(f"{title}\n{subtitle(runs)}", fontsize=10)
 
 
@@ -71,100 +72,112 @@ def _device_legend(ax: Axes, rows: Sequence[Row], extra: Sequence[Any] = ()) -> 
     from matplotlib.lines import Line2D
 
     handles = []
-    for device in dict.fromkeys(r.case.device for r in rows):
+    for device in dict.fromkeys(r["device"] for r in rows):
         marker, colour = _style(device)
         handles.append(Line2D([], [], linestyle="none", marker=marker, color=colour, label=device))
     ax.legend(handles=[*handles, *extra], fontsize=8, loc="best")
 
 
-def step_times(rows: Sequence[Row], runs: Sequence[RunInfo]) -> bytes | None:
-    """Each row's step median as a dot with its interval (lowest–highest repeat median; Q1–Q3 of the rounds
-    with one repeat) on a log axis, in table order; each repeat's median faint. None without timed rows."""
+def _timed(rows: Sequence[Row]) -> list[Row]:
+    return [r for r in rows if (finite(r["step_median_s"]) or 0) > 0]
+
+
+def step_times(rows: Sequence[Row], runs: Sequence[Run]) -> bytes | None:
+    """Each row's step median as a dot with the lowest–highest repeat median on a log axis, in table order; each
+    repeat's median faint. None without timed rows."""
     from matplotlib.lines import Line2D
 
-    timed = [r for r in rows if r.step is not None and r.step.median > 0]
+    timed = _timed(rows)
     if not timed:
         return None
-    fig = _figure(10, 1.6 + 0.36 * len(timed))
+    fig = figure(10, 1.6 + 0.36 * len(timed))
     ax = fig.add_subplot()
     for y, row in enumerate(timed):
-        marker, colour = _style(row.case.device)
-        median = row.step.median * 1e3
-        low, high = (v * 1e3 for v in row.step.interval)
+        marker, colour = _style(row["device"])
+        median = row["step_median_s"] * 1e3
+        low, high = row["step_low_s"] * 1e3, row["step_high_s"] * 1e3
         ax.plot([low, high], [y, y], color=colour, linewidth=2, alpha=0.6, solid_capstyle="butt")
         ax.plot([median], [y], linestyle="none", marker=marker, color=colour, markersize=7)
-        if row.step.repeats > 1:
-            ax.plot([m * 1e3 for m in row.step.repeat_medians], [y] * row.step.repeats, linestyle="none",
-                    marker="|", color="black", alpha=0.35, markersize=8)  # fmt: skip
+        medians = row["step_repeat_medians"]
+        if len(medians) > 1:
+            ax.plot([m * 1e3 for m in medians], [y] * len(medians), linestyle="none", marker="|", color="black",
+                    alpha=0.35, markersize=8)  # fmt: skip
         ax.annotate(f"{median:.3g} ms", (high, y), xytext=(5, -3), textcoords="offset points", fontsize=7)
     ax.set_yticks(range(len(timed)), [label(r, timed) for r in timed], fontsize=8)
     ax.invert_yaxis()  # the table's first row on top
     ax.set_xscale("log")
-    lows = [r.step.interval[0] * 1e3 for r in timed]
-    highs = [r.step.interval[1] * 1e3 for r in timed]
-    ax.set_xlim(min(lows) / 1.5, max(highs) * 3)  # room for the value labels
+    ax.set_xlim(min(r["step_low_s"] for r in timed) * 1e3 / 1.5, max(r["step_high_s"] for r in timed) * 3e3)
     ax.set_xlabel("train step: forward + BPTT + Adam on one window (ms, log scale)")
     ax.grid(alpha=0.3, axis="x", which="both")
     extra = [
-        Line2D([], [], color="0.4", linewidth=2, alpha=0.6, label="lowest–highest repeat median (one repeat: IQR)"),
+        Line2D([], [], color="0.4", linewidth=2, alpha=0.6, label="lowest–highest repeat median"),
         Line2D([], [], linestyle="none", marker="|", color="black", alpha=0.35, label="each repeat's median"),
     ]
     _device_legend(ax, timed, extra)
     _titles(fig, "Train-step time per case: median over repeats", runs)
-    return _png(fig)
+    return png(fig)
 
 
-def speed_accuracy(rows: Sequence[Row], runs: Sequence[RunInfo], metric: dict[str, str]) -> bytes | None:
-    """One point per row: step median (x) against the metric's median over converged seeds (y), each
-    seed faint behind it. None without rows that have both."""
-    both = [r for r in rows if r.step is not None and r.step.median > 0 and r.converged]
+def speed_accuracy(rows: Sequence[Row], runs: Sequence[Run], metric: dict[str, str]) -> bytes | None:
+    """One point per row: step median (x) against the metric's median over learned seeds (y), each learned seed
+    faint behind it. None without rows that have both."""
+    both = [r for r in _timed(rows) if r["learned_metrics"]]
     if not both:
         return None
-    fig = _figure(10, 6)
+    fig = figure(10, 6)
     ax = fig.add_subplot()
-    values = [v for r in both for v in r.converged]
+    values = [v for r in both for v in r["learned_metrics"]]
     for row in both:
-        marker, colour = _style(row.case.device)
-        x = row.step.median * 1e3
-        ax.plot([x] * len(row.converged), row.converged, linestyle="none", marker=marker, color=colour, alpha=0.2,
-                markersize=4)  # fmt: skip
-        median = float(np.median(row.converged))
+        marker, colour = _style(row["device"])
+        x, seeds = row["step_median_s"] * 1e3, row["learned_metrics"]
+        ax.plot([x] * len(seeds), seeds, linestyle="none", marker=marker, color=colour, alpha=0.2, markersize=4)
+        median = float(np.median(seeds))
         ax.plot([x], [median], linestyle="none", marker=marker, color=colour, markersize=8, markeredgecolor="black")
         ax.annotate(label(row, both), (x, median), xytext=(6, 3), textcoords="offset points", fontsize=7)
     ax.set_xscale("log")
     if min(values) > 0:
         ax.set_yscale("log")
     ax.set_xlabel("train step median (ms, log scale): left is faster")
-    ax.set_ylabel(f"{metric['label']}: median over converged seeds (faint: each seed); lower is better")
+    ax.set_ylabel(f"{metric['label']}: median over learned seeds (faint: each); lower is better")
     ax.grid(alpha=0.3, which="both")
     _device_legend(ax, both)
     _titles(fig, f"Speed and accuracy: step time against {metric['label']}", runs)
-    return _png(fig)
+    return png(fig)
 
 
-def predictions(result: RunRows) -> bytes | None:
-    """Small multiples: each case's held-out prediction (seed 0, stream 0) against the target. None without any."""
-    task = result.run.task
-    panels = []
-    for row in result.rows:
-        held = result.held_out.get(row.case.size)
-        pred = next((t.predictions for t in row.trainings if t.predictions), None)
-        if held is not None and pred:
-            panels.append((row, held, pred))
+def _per_case(result: View, column: str) -> dict[tuple[str, ...], list[Any]]:
+    """The non-empty values of a training column per case key, seeds in record order."""
+    trainings = result.frame[result.frame["kind"] == "training"].sort_values("order")
+    out: dict[tuple[str, ...], list[Any]] = {}
+    for row in trainings[["backend", "mode", "device", "size", column]].itertuples(index=False, name=None):
+        if isinstance(row[-1], list) and row[-1]:
+            out.setdefault(row[:-1], []).append(row[-1])
+    return out
+
+
+def _key(row: Row) -> tuple[str, ...]:
+    return row["backend"], row["mode"], row["device"], row["size"]
+
+
+def predictions(result: View) -> bytes | None:
+    """Small multiples: each case's held-out prediction (first seed that has one, stream 0) against the target.
+    None without any."""
+    task, held_out, found = result.run.task, result.run.held_out, _per_case(result, "predictions")
+    panels = [(r, held_out[r["size"]], found[_key(r)][0]) for r in result.rows
+              if _key(r) in found and r["size"] in held_out]  # fmt: skip
     if not panels:
         return None
     cols = min(3, len(panels))
     rows_n = math.ceil(len(panels) / cols)
     height = 1.2 + 2.3 * rows_n
-    fig = _figure(4 * cols, height, layout=None)  # a fixed grid: constrained layout costs seconds for many panels
+    fig = figure(4 * cols, height, layout=None)  # a fixed grid: constrained layout costs seconds for many panels
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.5 / height, top=1 - 0.8 / height, hspace=0.35, wspace=0.12)
     axes = fig.subplots(rows_n, cols, sharex=True, sharey=True, squeeze=False)
     target_label = str(task.get("target_label") or "target")
     for ax, (row, held, pred) in zip(axes.flat, panels):
         n = min(len(held.t), len(pred))
         ax.plot(held.t, held.target, color="0.6", linewidth=3, label=f"true {target_label}")
-        marker, colour = _style(row.case.device)
-        ax.plot(held.t[:n], pred[:n], color=colour, linewidth=1.2, label="prediction")
+        ax.plot(held.t[:n], pred[:n], color=_style(row["device"])[1], linewidth=1.2, label="prediction")
         ax.set_title(label(row, [p[0] for p in panels]), fontsize=8)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(panels) :]:
@@ -179,16 +192,16 @@ def predictions(result: RunRows) -> bytes | None:
     axes.flat[0].legend(fontsize=7, loc="best")
     source = task.get("input_label") or "the input"
     _titles(fig, f"Held-out prediction of {target_label} from {source} (seed 0, stream 0)", [result.run])
-    return _png(fig)
+    return png(fig)
 
 
-def loss_curves(result: RunRows) -> bytes | None:
+def loss_curves(result: View) -> bytes | None:
     """Training loss per step: each case's median over seeds (a moving mean), lines only. None without curves."""
-    curves = [(r, [t.losses for t in r.trainings if t.losses]) for r in result.rows]
-    curves = [(r, c) for r, c in curves if c]
+    found = _per_case(result, "losses")
+    curves = [(r, found[_key(r)]) for r in result.rows if _key(r) in found]
     if not curves:
         return None
-    fig = _figure(10, 6)
+    fig = figure(10, 6)
     ax = fig.add_subplot()
     colours = [f"C{i}" for i in range(10)]
     for i, (row, seeds) in enumerate(curves):
@@ -204,7 +217,7 @@ def loss_curves(result: RunRows) -> bytes | None:
         if length >= SMOOTH:  # per-step losses at lr 0.02 jump tenfold: a moving mean shows the trend
             median = np.convolve(median, np.ones(SMOOTH) / SMOOTH, mode="valid")
             steps = steps[SMOOTH - 1 :]
-        note = f" ({len(row.diverged)}/{row.seeds} diverged)" if row.diverged else ""
+        note = f" ({row['diverged']}/{row['seeds']} diverged)" if row["diverged"] else ""
         ax.plot(steps, median, color=colours[i % len(colours)], linestyle=LINES[(i // len(colours)) % len(LINES)],
                 linewidth=1.3, label=label(row, result.rows) + note)  # fmt: skip
     ax.set_yscale("log")
@@ -213,10 +226,10 @@ def loss_curves(result: RunRows) -> bytes | None:
     ax.grid(alpha=0.3, which="both")
     fig.legend(fontsize=7, loc="outside lower center", ncol=3)
     _titles(fig, f"Training loss: median over seeds, {SMOOTH}-step moving mean", [result.run])
-    return _png(fig)
+    return png(fig)
 
 
-def draw_run(result: RunRows) -> dict[str, bytes]:
+def draw_run(result: View) -> dict[str, bytes]:
     """Every figure of one run that has data, by file name."""
     figures = {
         "step_times.png": step_times(result.rows, [result.run]),
@@ -224,4 +237,4 @@ def draw_run(result: RunRows) -> dict[str, bytes]:
         "predictions.png": predictions(result),
         "loss_curves.png": loss_curves(result),
     }
-    return {name: png for name, png in figures.items() if png is not None}
+    return {name: data for name, data in figures.items() if data is not None}

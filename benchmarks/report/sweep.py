@@ -1,228 +1,86 @@
-"""The size sweep's report, from a sweep folder's records only (numpy and matplotlib, no framework).
+"""The size sweep's report: the same case table as every run report (one row per backend x mode x device x
+size, the same step-time statistic), seen across sizes.
 
-`render_sweep(folder)` writes into the folder:
-- sweep.csv: one row per backend x mode x device x size (skipped points too, with why), plus run-level
-  columns (host, CPU, GPU, commit, threads, versions);
-- sweep.md: the winner at each size per device and operation, with its margin over the runner-up; the
-  GPU/CPU crossover where both devices were measured; what was skipped and why;
-- sweep-train_step.png, sweep-predict.png: step time against each axis (hidden, batch, seq_len; the
-  others fixed) and against work (batch x seq x hidden^2, every size), log-log, one line per case;
-- sweep-winners.png: the winner map over sizes; sweep-throughput.png: sequence steps per second
-  (batch x seq_len / step time, so batch sizes compare); sweep-gpu-cpu.png: GPU/CPU step-time ratio
-  against size, where a size was measured on both devices.
+- sweep.csv: the run CSV's columns plus, per op, the median in µs and the throughput in sequence steps per
+  second (batch x seq_len / median: batch sizes compare);
+- sweep.md: the winner at each size per device and op, with its margin over the runner-up (a tie when their
+  repeat ranges overlap), the accuracy of each point when the sweep trained, the GPU/CPU ratios where both
+  devices ran, and what was skipped and why;
+- sweep-train_step.png, sweep-predict.png: time against each axis (the others fixed) and against work, log-log;
+  sweep-winners.png: the winner map; sweep-throughput.png; sweep-gpu-cpu.png (where both devices ran).
 """
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from benchmarks import records
+from benchmarks import names
+from benchmarks.report import tables
+from benchmarks.report.cases import PREFIX, View
+from benchmarks.report.columns import Row, metric_cell, outcome_cell
+from benchmarks.report.frame import finite
 
-OPS = ("train_step", "predict")
-AXES = ("hidden", "batch", "seq_len")
 CSV_FILE, MD_FILE = "sweep.csv", "sweep.md"
-DEVICE_STYLE = {"cpu": "-", "cuda": "--"}
+AXES = ("hidden", "batch", "seq_len")
+WINNERS = "| size | winner | median | runner-up | median | margin |"
+BUDGETS = ("point_budget_s", "max_call_s", "max_memory_mb", "setup_budget_s", "budget_s", "repeats")
 
 
-@dataclasses.dataclass
-class Point:
-    """One backend x mode x device at one size, as the records tell it."""
-
-    backend: str
-    mode: str
-    device: str
-    size: str
-    seconds: dict[str, list[float]] = dataclasses.field(default_factory=dict)  # op -> every round, all repeats
-    repeats: dict[str, int] = dataclasses.field(default_factory=dict)
-    first_step_s: float | None = None
-    params: int | None = None
-    framework: str = ""
-    skipped: list[records.Skipped] = dataclasses.field(default_factory=list)
-    metrics: list[float] = dataclasses.field(default_factory=list)  # held-out metric per seed, when trained
-
-    @property
-    def dims(self) -> tuple[int, int, int]:
-        return parse_size(self.size)
-
-    @property
-    def label(self) -> str:
-        return f"{self.backend} {self.mode}"
-
-    @property
-    def measured(self) -> bool:
-        return bool(self.seconds)
-
-    @property
-    def status(self) -> str:
-        if self.measured:
-            return "measured"
-        return self.skipped[0].status if self.skipped else "not reached"
-
-    @property
-    def reason(self) -> str:
-        return "; ".join(
-            dict.fromkeys(f"{s.where + ': ' if s.where != 'sweep' else ''}{s.reason}" for s in self.skipped)
-        )
-
-    def median(self, op: str) -> float | None:
-        values = self.seconds.get(op)
-        return float(np.median(values)) if values else None
-
-    def quartiles(self, op: str) -> tuple[float, float] | None:
-        values = self.seconds.get(op)
-        return tuple(float(q) for q in np.percentile(values, [25, 75])) if values else None  # type: ignore[return-value]
-
-    def throughput(self, op: str) -> float | None:
-        """Sequence steps per second: batch x seq_len per step time."""
-        median = self.median(op)
-        _, batch, seq_len = self.dims
-        return batch * seq_len / median if median else None
-
-
-def parse_size(size: str) -> tuple[int, int, int]:
-    hidden, batch, seq_len = (int(p) for p in size.split("x"))
-    return hidden, batch, seq_len
-
-
-def work(size: str) -> float:
-    """Multiply-adds of one step, roughly (the sweep orders sizes by it)."""
-    hidden, batch, seq_len = parse_size(size)
-    return float(batch * seq_len * hidden * (hidden + 3))
-
-
-def points(run: records.RunRecords) -> list[Point]:
-    """Every point the records mention, in the order the sweep took them."""
-    by_case: dict[records.Case, Point] = {}
-
-    def point(case: records.Case) -> Point:
-        if case not in by_case:
-            by_case[case] = Point(case.backend, case.mode, case.device, case.size)
-        return by_case[case]
-
-    for record in run.records:
-        if isinstance(record, records.Block):
-            p = point(record.case)
-            p.seconds.setdefault(record.op, []).extend(record.seconds)
-            p.repeats[record.op] = p.repeats.get(record.op, 0) + 1
-        elif isinstance(record, records.FirstStep):
-            point(record.case).first_step_s = record.seconds
-        elif isinstance(record, records.Loaded):
-            p = point(record.case)
-            p.params, p.framework = record.params, str(record.info.get("framework", ""))
-        elif isinstance(record, records.Skipped):
-            point(record.case).skipped.append(record)
-        elif isinstance(record, records.Training) and record.metric is not None:
-            point(record.case).metrics.append(record.metric)
-    for case in run.cases():
-        point(case)
-    return list(by_case.values())
-
-
-def sizes_in(pts: Sequence[Point]) -> list[str]:
+def sizes_in(rows: Sequence[Row]) -> list[str]:
     """The sizes, by work."""
-    return sorted({p.size for p in pts}, key=lambda s: (work(s), parse_size(s)))
+    return sorted({r["size"] for r in rows}, key=lambda s: (names.work(s), names.size_parts(s)))
 
 
-def run_info(run: records.RunRecords) -> dict[str, Any]:
-    """The run-level columns: where and with what the sweep ran."""
-    m = run.machine
-    opts = run.start.options
-    versions = "; ".join(f"{k}={v}" for k, v in (m.frameworks if m else {}).items() if v != "*not-installed*")
-    return {
-        "run": run.name,
-        "host": m.host if m else "",
-        "cpu": m.cpu if m else "",
-        "gpu": (m.gpu or "") if m else "",
-        "commit": ((m.commit or "")[:12] + ("-dirty" if m.dirty else "")) if m else "",
-        "threads": opts.get("threads", ""),
-        "versions": versions,
-        "complete": run.complete,
-    }
+def seconds(row: Row, op: str, stat: str = "median_s") -> float | None:
+    return finite(row[f"{PREFIX[op]}_{stat}"])
 
 
-def _us(value: float | None) -> str:
-    return "" if value is None else f"{value * 1e6:.2f}"
+def throughput(row: Row, op: str) -> float | None:
+    """Sequence steps per second: batch x seq_len per call."""
+    median = seconds(row, op)
+    return row["batch"] * row["seq_len"] / median if median else None
 
 
-def _num(value: float | None, fmt: str = ".4g") -> str:
-    return "" if value is None else format(value, fmt)
+def ranking(rows: Sequence[Row], device: str, op: str, size: str) -> list[Row]:
+    """Measured rows of one device, op and size, fastest first."""
+    timed = [r for r in rows if r["device"] == device and r["size"] == size and seconds(r, op) is not None]
+    return sorted(timed, key=lambda r: seconds(r, op))  # type: ignore[arg-type, return-value]
 
 
-def _op_columns(op: str) -> list[tuple[str, Callable[[Point], Any]]]:
-    def quartile(i: int) -> Callable[[Point], Any]:
-        return lambda p: _us(q[i]) if (q := p.quartiles(op)) else ""
-
-    return [
-        (f"{op}_median_us", lambda p: _us(p.median(op))),
-        (f"{op}_q1_us", quartile(0)),
-        (f"{op}_q3_us", quartile(1)),
-        (f"{op}_rounds", lambda p: len(p.seconds.get(op, [])) or ""),
-        (f"{op}_repeats", lambda p: p.repeats.get(op, "")),
-        (f"{op}_seq_steps_per_s", lambda p: _num(p.throughput(op))),
-    ]
+def tie(winner: Row, runner_up: Row, op: str) -> bool:
+    """Whether the runner-up's repeat range overlaps the winner's: within the run's noise, not ranked."""
+    return seconds(runner_up, op, "low_s") <= seconds(winner, op, "high_s")  # type: ignore[operator]
 
 
-# The CSV's columns, in order: one list, so adding a column is one entry.
-POINT_COLUMNS: list[tuple[str, Callable[[Point], Any]]] = [
-    ("backend", lambda p: p.backend),
-    ("mode", lambda p: p.mode),
-    ("device", lambda p: p.device),
-    ("size", lambda p: p.size),
-    ("hidden", lambda p: p.dims[0]),
-    ("batch", lambda p: p.dims[1]),
-    ("seq_len", lambda p: p.dims[2]),
-    ("status", lambda p: p.status),
-    ("reason", lambda p: p.reason),
-    *_op_columns("train_step"),
-    *_op_columns("predict"),
-    ("first_step_s", lambda p: _num(p.first_step_s)),
-    ("params", lambda p: p.params or ""),
-    ("framework", lambda p: p.framework),
-    ("held_out_metric", lambda p: _num(float(np.median(p.metrics))) if p.metrics else ""),
-]
-RUN_COLUMNS = ("run", "host", "cpu", "gpu", "commit", "threads", "versions", "complete")
+def _time(value: float) -> str:
+    if value < 1e-3:
+        return f"{value * 1e6:.1f} µs"
+    return f"{value * 1e3:.3g} ms" if value < 1 else f"{value:.3g} s"
 
 
-def write_csv(path: Path, pts: Sequence[Point], info: dict[str, Any]) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow([name for name, _ in POINT_COLUMNS] + list(RUN_COLUMNS))
-        for p in pts:
-            writer.writerow([get(p) for _, get in POINT_COLUMNS] + [info[k] for k in RUN_COLUMNS])
-    return path
+def margin(winner: Row, runner_up: Row, op: str) -> str:
+    factor = seconds(runner_up, op) / seconds(winner, op)  # type: ignore[operator]
+    text = f"{factor:.2f}× ({(factor - 1) * 100:.0f}% slower)"
+    return f"tie: {text}, within the noise (repeat ranges overlap)" if tie(winner, runner_up, op) else text
 
 
-def ranking(pts: Sequence[Point], device: str, op: str, size: str) -> list[tuple[Point, float]]:
-    """Measured points of one device, op and size, fastest first."""
-    out = [(p, m) for p in pts if p.device == device and p.size == size and (m := p.median(op)) is not None]
-    return sorted(out, key=lambda pm: pm[1])
+def label(row: Row) -> str:
+    return f"{row['backend']} {row['mode']}"
 
 
-def _time(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    return f"{seconds * 1e3:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
-
-
-def margin(winner: float, runner_up: float) -> str:
-    return f"{runner_up / winner:.2f}× ({(runner_up / winner - 1) * 100:.0f}% slower)"
-
-
-def crossovers(pts: Sequence[Point], op: str = "train_step") -> dict[str, list[tuple[str, float]]]:
-    """backend-mode -> [(size, GPU/CPU step-time ratio)] over the sizes measured on both devices, by work."""
-    cpu = {(p.label, p.size): m for p in pts if p.device == "cpu" and (m := p.median(op)) is not None}
+def crossovers(rows: Sequence[Row], op: str = "train_step") -> dict[str, list[tuple[str, float]]]:
+    """backend-mode -> [(size, GPU/CPU ratio)] over the sizes measured on both devices, by work."""
     out: dict[str, list[tuple[str, float]]] = {}
-    for p in pts:
-        m = p.median(op)
-        if p.device == "cuda" and m is not None and (p.label, p.size) in cpu:
-            out.setdefault(p.label, []).append((p.size, m / cpu[(p.label, p.size)]))
-    return {k: sorted(v, key=lambda sv: work(sv[0])) for k, v in out.items()}
+    for row in rows:
+        ratio = finite(row[f"{PREFIX[op]}_gpu_cpu"])
+        if ratio is not None:
+            out.setdefault(label(row), []).append((row["size"], ratio))
+    return {k: sorted(v, key=lambda sv: names.work(sv[0])) for k, v in out.items()}
 
 
 def _crossover_text(ratios: list[tuple[str, float]]) -> str:
@@ -236,196 +94,227 @@ def _crossover_text(ratios: list[tuple[str, float]]) -> str:
     return "no single crossover (the ratio crosses 1 more than once)"
 
 
-def write_md(
-    path: Path, run: records.RunRecords, pts: Sequence[Point], info: dict[str, Any], plots: list[Path]
-) -> Path:
-    opts = run.start.options
-    sizes = sizes_in(pts)
-    devices = [d for d in ("cpu", "cuda") if any(p.device == d for p in pts)]
+def csv_text(result: View) -> str:
+    """sweep.csv: the run CSV plus, per op, the median in µs and the throughput."""
+    rows, extra = result.rows, {}
+    for op in names.OPS:
+        us = [seconds(r, op) for r in rows]
+        extra[f"{op}_median_us"] = pd.Series([None if v is None else v * 1e6 for v in us], dtype="float64")
+        extra[f"{op}_seq_steps_per_s"] = pd.Series([throughput(r, op) for r in rows], dtype="float64")
+    return tables.csv_text(result.table, extra)
+
+
+def trained(result: View) -> bool:
+    return bool(result.run.options.get("accuracy")) or any(r["seeds"] for r in result.rows)
+
+
+def markdown(result: View, plots: Sequence[str] = ()) -> str:
+    run, rows = result.run, result.rows
+    m, opts = run.machine, run.options
+    versions = "; ".join(f"{k}={v}" for k, v in (m.frameworks if m else {}).items() if v != "*not-installed*")
+    commit = ((m.commit or "unknown")[:12] + ("-dirty" if m.dirty else "")) if m else "unknown"
+    where = f"{m.host}, {m.cpu}" + (f", GPU {m.gpu}" if m.gpu else ", no GPU") if m else "not recorded"
+    compiling = sorted({label(r) for r in rows if names.compiles_per_size(r["mode"])})
     lines = [
-        f"# Size sweep {info['run']}",
+        f"# Size sweep {run.name}",
         "",
-        f"- machine: {info['host']}, {info['cpu']}" + (f", GPU {info['gpu']}" if info["gpu"] else ", no GPU"),
-        f"- commit {info['commit'] or 'unknown'}, threads {info['threads']}; {info['versions']}",
-        f"- sizes (hidden×batch×seq_len, by work): {', '.join(sizes)}",
-        "- budgets: "
-        + ", ".join(
-            f"{k} {opts[k]}"
-            for k in ("point_budget_s", "max_call_s", "max_memory_mb", "setup_budget_s", "budget_s", "repeats")
-            if k in opts
-        ),
-        "- " + ("complete" if run.complete else "**incomplete**: the sweep did not finish"),
+        *[f"> **{w}**" for w in run.warnings],
+        f"- machine: {where}",
+        f"- commit {commit}, threads {opts.get('threads', '?')}; {versions}",
+        f"- sizes (hidden×batch×seq_len, by work): {', '.join(sizes_in(rows))}",
+        "- budgets: " + ", ".join(f"{k} {opts[k]}" for k in BUDGETS if k in opts),
+        "- " + ("complete" if run.records.complete else "**incomplete**: the sweep did not finish"),
         "",
-        "Step time is the median over every timed round of every repeat. Time only"
+        "Step time is the median over repeats of each repeat's median round (as in every report of this suite), the "
+        "lowest–highest repeat median its noise. Margin: the runner-up's median over the winner's; a **tie** when "
+        "their repeat ranges overlap, which this run cannot order. "
         + (
-            ""
-            if any(p.metrics for p in pts)
-            else " (no training: the seed's learning rate does not carry to other sizes)"
-        )
-        + ". Margin: the runner-up's median over the winner's.",
+            f"Trained at every measured point ({opts.get('seeds', '?')} seed(s) × {opts.get('train_steps', '?')} "
+            "steps): the accuracy section gives the held-out metric over learned seeds and every point's outcome."
+            if trained(result)
+            else "Time only (no training: the seed's learning rate does not carry to other sizes)."
+        ),
     ]
-    for device in devices:
-        for op in OPS:
-            lines += ["", f"## Winners: {op} on {device}", ""]
-            lines += ["| size | winner | median | runner-up | median | margin |", "|---|---|---|---|---|---|"]
-            for size in sizes:
-                ranked = ranking(pts, device, op, size)
+    if compiling:
+        lines.append(f"Modes that compile again at every size (their first step includes it): {', '.join(compiling)}.")
+    for device in [d for d in names.DEVICE_ORDER if any(r["device"] == d for r in rows)]:
+        for op in names.OPS:
+            lines += ["", f"## Winners: {op} on {device}", "", WINNERS, "|---|---|---|---|---|---|"]
+            for size in sizes_in(rows):
+                ranked = ranking(rows, device, op, size)
                 if not ranked:
                     lines.append(f"| {size} | — | | | | |")
-                    continue
-                (w, wm), rest = ranked[0], ranked[1:]
-                if rest:
-                    (r, rm) = rest[0]
-                    lines.append(f"| {size} | {w.label} | {_time(wm)} | {r.label} | {_time(rm)} | {margin(wm, rm)} |")
+                elif len(ranked) == 1:
+                    w = ranked[0]
+                    lines.append(f"| {size} | {label(w)} | {_time(seconds(w, op))} | — | | only one measured |")  # type: ignore[arg-type]
                 else:
-                    lines.append(f"| {size} | {w.label} | {_time(wm)} | — | | only one measured |")
-    ratios = crossovers(pts)
-    lines += ["", "## GPU / CPU", ""]
-    if ratios:
-        lines += ["train_step median on the GPU over the CPU's (below 1: the GPU is faster).", ""]
-        lines += ["| backend mode | ratios by size | crossover |", "|---|---|---|"]
-        for label, rs in ratios.items():
-            shown = ", ".join(f"{s} {r:.2g}" for s, r in rs)
-            lines.append(f"| {label} | {shown} | {_crossover_text(rs)} |")
-    else:
-        lines.append("No size was measured on both devices.")
-    lines += _skipped_md(pts)
+                    w, r = ranked[:2]
+                    lines.append(f"| {size} | {label(w)} | {_time(seconds(w, op))} | {label(r)} | "  # type: ignore[arg-type]
+                                 f"{_time(seconds(r, op))} | {margin(w, r, op)} |")  # type: ignore[arg-type]  # fmt: skip
+    if trained(result):
+        lines += _accuracy(result)
+    lines += _gpu_cpu(rows) + _skipped(rows)
     lines += ["", "## Files", "", f"- {CSV_FILE}: one row per backend × mode × device × size"]
-    lines += [f"- {p.name}" for p in plots]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    lines += [f"- {name}" for name in plots]
+    return "\n".join(lines) + "\n"
 
 
-def _skipped_md(pts: Sequence[Point]) -> list[str]:
-    groups: dict[tuple[str, str], list[Point]] = {}
-    for p in pts:
-        if not p.measured:
-            groups.setdefault((f"{p.label} @{p.device}", p.status), []).append(p)
+def _accuracy(result: View) -> list[str]:
+    metric = result.run.metric["label"]
+    lines = ["", "## Accuracy", "", f"{metric}: median [first–third quartile] over the learned seeds; outcome per "
+             f"seed: learned, diverged, or did not learn (no better than {result.run.metric['trivial']}).", "",
+             f"| size | case | {metric} | outcome |", "|---|---|--:|---|"]  # fmt: skip
+    rows = [r for r in result.rows if r["status"] == "measured"]
+    for size in sizes_in(rows):
+        for row in (r for r in rows if r["size"] == size):
+            name = names.case_label(row["backend"], row["mode"], row["device"])
+            lines.append(f"| {size} | {name} | {metric_cell(row)} | {outcome_cell(row) or 'not trained'} |")
+    return lines
+
+
+def _gpu_cpu(rows: Sequence[Row]) -> list[str]:
+    ratios = crossovers(rows)
+    lines = ["", "## GPU / CPU", ""]
+    if not ratios:
+        return lines + ["No size was measured on both devices."]
+    lines += ["train_step median on the GPU over the CPU's (below 1: the GPU is faster).", ""]
+    lines += ["| backend mode | ratios by size | crossover |", "|---|---|---|"]
+    for name, rs in ratios.items():
+        lines.append(f"| {name} | {', '.join(f'{s} {r:.2g}' for s, r in rs)} | {_crossover_text(rs)} |")
+    return lines
+
+
+def _skipped(rows: Sequence[Row]) -> list[str]:
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        if row["status"] != "measured":
+            name = names.case_label(row["backend"], row["mode"], row["device"])
+            groups.setdefault((name, row["status"]), []).append(row)
     lines = ["", "## Skipped", ""]
     if not groups:
         return lines + ["Nothing was skipped."]
     lines += ["| case | status | sizes | why (at the first of them) |", "|---|---|---|---|"]
-    for (label, status), group in groups.items():
-        group.sort(key=lambda p: work(p.size))
-        lines.append(f"| {label} | {status} | {', '.join(p.size for p in group)} | {group[0].reason} |")
+    for (name, status), group in groups.items():
+        group.sort(key=lambda r: names.work(r["size"]))
+        reason = " ".join(group[0]["reason"].split()).replace("|", "\\|")
+        lines.append(f"| {name} | {status} | {', '.join(r['size'] for r in group)} | {reason} |")
     return lines
 
 
-# ---- plots ----
+# ---- plots (matplotlib's object API through benchmarks.report.plots) ----
 
 
-def _styles(pts: Sequence[Point]) -> dict[str, Any]:
-    """A colour per backend-mode, stable in the order of the records."""
+def _colours(rows: Sequence[Row]) -> dict[str, Any]:
+    """A colour per backend-mode, stable in table order."""
     import matplotlib
 
-    labels = list(dict.fromkeys(p.label for p in pts))
     cmap = matplotlib.colormaps["tab20"]
-    return {label: cmap(i % 20) for i, label in enumerate(labels)}
+    return {name: cmap(i % 20) for i, name in enumerate(dict.fromkeys(label(r) for r in rows))}
 
 
 def _axis_line(sizes: Sequence[str], axis: int) -> list[str]:
     """The longest run of sizes that differ only along `axis` (the others fixed), ordered along it."""
     groups: dict[tuple[int, ...], set[str]] = {}
     for size in sizes:
-        dims = parse_size(size)
+        dims = names.size_parts(size)
         groups.setdefault(tuple(d for i, d in enumerate(dims) if i != axis), set()).add(size)
     if not groups:
         return []
     key = max(groups, key=lambda k: (len(groups[k]), [-d for d in k]))
-    return sorted(groups[key], key=lambda s: parse_size(s)[axis])
+    return sorted(groups[key], key=lambda s: names.size_parts(s)[axis])
 
 
-def _series(pts: Sequence[Point]) -> dict[tuple[str, str], list[Point]]:
-    out: dict[tuple[str, str], list[Point]] = {}
-    for p in pts:
-        out.setdefault((p.label, p.device), []).append(p)
+def _series(rows: Sequence[Row]) -> dict[tuple[str, str], list[Row]]:
+    out: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        out.setdefault((label(row), row["device"]), []).append(row)
     return out
 
 
 def _legend(fig: Any, axes: Any) -> None:
-    handles, labels = {}, {}
+    handles: dict[str, Any] = {}
     for ax in np.ravel(axes):
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(lab, h)
-            labels[lab] = lab
+        for handle, text in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(text, handle)
     if handles:
-        fig.legend(list(handles.values()), list(labels), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
+        fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7)
 
 
-def plot_axes(path: Path, pts: Sequence[Point], op: str, colours: dict[str, Any]) -> Path | None:
-    import matplotlib.pyplot as plt
+def plot_axes(rows: Sequence[Row], op: str, colours: dict[str, Any]) -> bytes | None:
+    from benchmarks.report.plots import figure, png
 
-    sizes = sizes_in(pts)
+    sizes = sizes_in(rows)
     lines = [_axis_line(sizes, i) for i in range(3)]
-    panels = [(AXES[i], lines[i], lambda s, i=i: parse_size(s)[i]) for i in range(3) if len(lines[i]) >= 2]
-    panels.append(("work (batch × seq_len × hidden²)", sizes, work))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
+    part: Callable[[int], Callable[[str], float]] = lambda i: lambda s: names.size_parts(s)[i]  # noqa: E731
+    panels = [(AXES[i], lines[i], part(i)) for i in range(3) if len(lines[i]) >= 2]
+    panels.append(("work (batch × seq_len × hidden²)", sizes, names.work))
+    fig = figure(4.2 * len(panels), 4, layout="tight")
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (name, chosen, x_of) in zip(axes[0], panels):
-        for (label, device), series in _series(pts).items():
-            xy = sorted((x_of(p.size), m) for p in series if p.size in chosen and (m := p.median(op)) is not None)
+        for (case, device), series in _series(rows).items():
+            xy = sorted((x_of(r["size"]), v) for r in series if r["size"] in chosen and (v := seconds(r, op)))
+            line = names.style(device).line
             if xy:
                 xs, ys = zip(*xy)
-                style = DEVICE_STYLE.get(device, ":") if name in AXES else "none"  # work: shapes differ, no lines
-                ax.plot(xs, ys, linestyle=style, marker="o", ms=3, color=colours[label])
-                ax.plot(
-                    [], [], linestyle=DEVICE_STYLE.get(device, ":"), color=colours[label], label=f"{label} @{device}"
-                )
+                ax.plot(xs, ys, linestyle=line if name in AXES else "none", marker="o", ms=3, color=colours[case])
+                ax.plot([], [], linestyle=line, color=colours[case], label=f"{case} @{device}")
         ax.set(xscale="log", yscale="log", xlabel=name, ylabel=f"{op} median (s)")
         if name in AXES:
-            fixed = [f"{a}={d}" for a, d in zip(AXES, parse_size(chosen[0])) if a != name]
+            fixed = [f"{a}={d}" for a, d in zip(AXES, names.size_parts(chosen[0])) if a != name]
             ax.set_title(", ".join(fixed), fontsize=8)
         ax.grid(True, which="both", alpha=0.3)
     fig.suptitle(f"{op} step time against size (log–log)")
     _legend(fig, axes)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return png(fig, bbox_inches="tight")
 
 
-def plot_winners(path: Path, pts: Sequence[Point], colours: dict[str, Any]) -> Path | None:
-    import matplotlib.pyplot as plt
+def plot_winners(rows: Sequence[Row], colours: dict[str, Any]) -> bytes | None:
     from matplotlib.colors import to_rgba
 
-    sizes = sizes_in(pts)
-    rows = [(d, op) for d in ("cpu", "cuda") if any(p.device == d for p in pts) for op in OPS]
-    if not sizes or not rows:
+    from benchmarks.report.plots import figure, png
+
+    sizes = sizes_in(rows)
+    grid = [(d, op) for d in names.DEVICE_ORDER if any(r["device"] == d for r in rows) for op in names.OPS]
+    if not sizes or not grid:
         return None
-    image = np.ones((len(rows), len(sizes), 4))
-    fig, ax = plt.subplots(figsize=(1.3 * len(sizes) + 2, 0.9 * len(rows) + 1.6))
-    for i, (device, op) in enumerate(rows):
+    image = np.ones((len(grid), len(sizes), 4))
+    fig = figure(1.3 * len(sizes) + 2, 0.9 * len(grid) + 1.6, layout="tight")
+    ax = fig.add_subplot()
+    for i, (device, op) in enumerate(grid):
         for j, size in enumerate(sizes):
-            ranked = ranking(pts, device, op, size)
+            ranked = ranking(rows, device, op, size)
             if not ranked:
                 ax.text(j, i, "—", ha="center", va="center", fontsize=7)
                 continue
-            w, wm = ranked[0]
-            image[i, j] = to_rgba(colours[w.label], 0.8)
-            extra = f"\n×{ranked[1][1] / wm:.2f}" if len(ranked) > 1 else ""
-            ax.text(j, i, f"{w.backend}\n{w.mode}{extra}", ha="center", va="center", fontsize=6)
+            w = ranked[0]
+            image[i, j] = to_rgba(colours[label(w)], 0.8)
+            extra = ""
+            if len(ranked) > 1:
+                factor = seconds(ranked[1], op) / seconds(w, op)  # type: ignore[operator]
+                extra = f"\ntie ×{factor:.2f}" if tie(w, ranked[1], op) else f"\n×{factor:.2f}"
+            ax.text(j, i, f"{w['backend']}\n{w['mode']}{extra}", ha="center", va="center", fontsize=6)
     ax.imshow(image, aspect="auto")
     ax.set_xticks(range(len(sizes)), sizes, rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(range(len(rows)), [f"{op} @{d}" for d, op in rows], fontsize=8)
-    ax.set_title("Fastest at each size (×: runner-up's time over the winner's)", fontsize=9)
+    ax.set_yticks(range(len(grid)), [f"{op} @{d}" for d, op in grid], fontsize=8)
+    ax.set_title("Fastest at each size (×: runner-up's time over the winner's; tie: their repeat ranges overlap)",
+                 fontsize=9)  # fmt: skip
     ax.set_xlabel("size (hidden×batch×seq_len), by work")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return png(fig, bbox_inches="tight")
 
 
-def plot_throughput(path: Path, pts: Sequence[Point], colours: dict[str, Any]) -> Path | None:
-    import matplotlib.pyplot as plt
+def plot_throughput(rows: Sequence[Row], colours: dict[str, Any]) -> bytes | None:
+    from benchmarks.report.plots import figure, png
 
-    sizes = sizes_in(pts)
-    fig, axes = plt.subplots(1, len(OPS), figsize=(6 * len(OPS), 4.2), squeeze=False)
-    for ax, op in zip(axes[0], OPS):
-        for (label, device), series in _series(pts).items():
-            xy = sorted((sizes.index(p.size), t) for p in series if (t := p.throughput(op)) is not None)
+    sizes = sizes_in(rows)
+    fig = figure(6 * len(names.OPS), 4.2, layout="tight")
+    axes = fig.subplots(1, len(names.OPS), squeeze=False)
+    for ax, op in zip(axes[0], names.OPS):
+        for (case, device), series in _series(rows).items():
+            xy = sorted((sizes.index(r["size"]), t) for r in series if (t := throughput(r, op)) is not None)
             if xy:
                 xs, ys = zip(*xy)
-                style = DEVICE_STYLE.get(device, ":")
-                ax.plot(xs, ys, style, marker="o", ms=3, color=colours[label], label=f"{label} @{device}")
+                ax.plot(xs, ys, names.style(device).line, marker="o", ms=3, color=colours[case],
+                        label=f"{case} @{device}")  # fmt: skip
         ax.set_yscale("log")
         ax.set_xticks(range(len(sizes)), sizes, rotation=45, ha="right", fontsize=7)
         ax.set(xlabel="size (hidden×batch×seq_len), by work", ylabel="sequence steps / s (batch × seq_len / step)")
@@ -433,25 +322,23 @@ def plot_throughput(path: Path, pts: Sequence[Point], colours: dict[str, Any]) -
         ax.grid(True, which="both", alpha=0.3)
     fig.suptitle("Throughput")
     _legend(fig, axes)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return png(fig, bbox_inches="tight")
 
 
-def plot_gpu_cpu(path: Path, pts: Sequence[Point], colours: dict[str, Any]) -> Path | None:
+def plot_gpu_cpu(rows: Sequence[Row], colours: dict[str, Any]) -> bytes | None:
     """GPU/CPU step-time ratio against size, where a size was measured on both devices; None if none was."""
-    import matplotlib.pyplot as plt
+    from benchmarks.report.plots import figure, png
 
-    per_op = {op: crossovers(pts, op) for op in OPS}
+    per_op = {op: crossovers(rows, op) for op in names.OPS}
     if not any(per_op.values()):
         return None
-    sizes = sorted({s for ratios in per_op.values() for rs in ratios.values() for s, _ in rs}, key=work)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(sizes) + 3), 4.2))
-    for op, style in zip(OPS, ("-", ":")):
-        for label, rs in per_op[op].items():
-            xs = [sizes.index(s) for s, _ in rs]
-            ax.plot(xs, [r for _, r in rs], style, marker="o", ms=3, color=colours[label], label=f"{label} {op}")
+    sizes = sorted({s for ratios in per_op.values() for rs in ratios.values() for s, _ in rs}, key=names.work)
+    fig = figure(max(6.0, 0.8 * len(sizes) + 3), 4.2, layout="tight")
+    ax = fig.add_subplot()
+    for op, line in zip(names.OPS, ("-", ":")):
+        for case, rs in per_op[op].items():
+            ax.plot([sizes.index(s) for s, _ in rs], [r for _, r in rs], line, marker="o", ms=3, color=colours[case],
+                    label=f"{case} {op}")  # fmt: skip
     ax.set_yscale("log")
     low, high = ax.get_ylim()
     low, high = min(low, 0.5), max(high, 2.0)  # 1 always in view
@@ -463,33 +350,26 @@ def plot_gpu_cpu(path: Path, pts: Sequence[Point], colours: dict[str, Any]) -> P
     ax.set_title("GPU/CPU step-time ratio (solid: train_step, dotted: predict)", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return png(fig, bbox_inches="tight")
+
+
+def draw(result: View) -> dict[str, bytes]:
+    """Every sweep figure that has data, by file name."""
+    rows = result.rows
+    colours = _colours(rows)
+    figures = {
+        "sweep-train_step.png": plot_axes(rows, "train_step", colours),
+        "sweep-predict.png": plot_axes(rows, "predict", colours),
+        "sweep-winners.png": plot_winners(rows, colours),
+        "sweep-throughput.png": plot_throughput(rows, colours),
+        "sweep-gpu-cpu.png": plot_gpu_cpu(rows, colours),
+    }
+    return {name: data for name, data in figures.items() if data is not None}
 
 
 def render_sweep(folder: str | Path, plots: bool = True) -> list[Path]:
-    """Write sweep.csv, sweep.md and (unless `plots` is False) the plots into a sweep folder, from its
-    records; returns the files."""
-    folder = Path(folder)
-    run = records.read(folder)
-    pts = points(run)
-    info = run_info(run)
-    made: list[Path] = []
-    if plots:
-        import matplotlib
+    """Write sweep.csv, sweep.md and (unless `plots` is False) the plots into a sweep folder; the files written.
+    The same as `benchmarks.report.render(folder)` on a sweep folder."""
+    from benchmarks.report.write import render
 
-        matplotlib.use("Agg")
-        colours = _styles(pts)
-        drawn = [
-            plot_axes(folder / "sweep-train_step.png", pts, "train_step", colours),
-            plot_axes(folder / "sweep-predict.png", pts, "predict", colours),
-            plot_winners(folder / "sweep-winners.png", pts, colours),
-            plot_throughput(folder / "sweep-throughput.png", pts, colours),
-            plot_gpu_cpu(folder / "sweep-gpu-cpu.png", pts, colours),
-        ]
-        made = [p for p in drawn if p is not None]
-    csv_path = write_csv(folder / CSV_FILE, pts, info)
-    md_path = write_md(folder / MD_FILE, run, pts, info, made)
-    return [csv_path, md_path, *made]
+    return render(folder, plots=plots)[0]
