@@ -127,6 +127,25 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Any:
     finally:
         _end_run(session, exitstatus)
         _print_summary(session.config)
+        if session.config.stash.get(SESSION, None) is not None:
+            signals.settle()
+        if signals.received():  # an interrupted run never exits 0, whatever pytest made of the interrupt
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.config.stash.get(SESSION, None) is not None:
+        signals.check()  # a signal whose KeyboardInterrupt was swallowed where it landed still stops the run
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End the run if pytest never got to its session's end (an interrupt right after pytest_configure)."""
+    state = config.stash.get(SESSION, None)
+    if state is not None and not state.ended:
+        from benchmarks.session import end_session
+
+        end_session(state, attempted_all=False, exit_status=int(pytest.ExitCode.INTERRUPTED))
+        _print_summary(config)
 
 
 def _drop_unfinished_benchmarks(config: pytest.Config) -> None:

@@ -76,12 +76,24 @@ def open_session(
     """Open a new run folder for `plan` (OSError when the results folder cannot hold one)."""
     results_dir = results_root(opts)
     recover(results_dir, progress)
-    folder, alive = runs.new_run(results_dir)
-    caches = folder / runs.CACHES if opts.fresh_caches else None
-    writer = records.Writer(folder)
-    harness = Harness(opts, plan, writer, task, progress, caches, policy)
-    harness.start(list(sys.argv if argv is None else argv))
-    return Session(folder, alive, writer, harness, caches)
+    with signals.deferred():  # the folder and its Start record come whole; a signal meanwhile ends the run below
+        folder, alive = runs.new_run(results_dir)
+        caches = folder / runs.CACHES if opts.fresh_caches else None
+        writer = records.Writer(folder)
+        harness = Harness(opts, plan, writer, task, progress, caches, policy)
+        session = Session(folder, alive, writer, harness, caches)
+        try:
+            harness.start(list(sys.argv if argv is None else argv))
+        except OSError:
+            end_session(session, attempted_all=False)
+            raise
+    got = signals.received()
+    if got:
+        end_session(session, attempted_all=False, exit_status=130)
+        for problem in session.problems:
+            progress(f"rnn-bench: {problem}")
+        raise KeyboardInterrupt(got[0])
+    return session
 
 
 def end_session(session: Session, attempted_all: bool, exit_status: int | None = None) -> Session:

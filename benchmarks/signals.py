@@ -6,12 +6,19 @@ after a pause (an impatient second Ctrl-C must not cut the run's own clean-up sh
 folder is being finished (last records, rename, publish) signals are only noted. While its report renders,
 a signal cuts the rendering short (the next command renders it). Any signal makes the run incomplete:
 `received()` is what the run's end consults, never an exit status that a caught exception could hide.
+A KeyboardInterrupt raised inside an at-fork hook (logging's, when a worker starts) would be swallowed with
+a warning and its traceback: across a fork signals are only noted, and `check()`, called before each unit of
+work, raises for them. One that reaches the top (before the run started, or after it ended) prints one line,
+not a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging  # noqa: F401 - registers its at-fork hooks before ours, so ours enclose them
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +29,8 @@ REPEAT_AFTER_S = 2.0  # a second signal this long after the first raises again: 
 
 _received: list[tuple[int, float]] = []
 _mode = "work"  # "work", "defer" or "render"
+_before_fork: list[str] = []  # the mode each fork in progress interrupted
+_fork_hooks: list[bool] = []  # registered once per process
 
 
 def _handler(signum: int, frame: Any) -> None:
@@ -40,6 +49,36 @@ def install() -> None:
         return
     for sig in HANDLED:
         signal.signal(sig, _handler)
+    sys.excepthook = _one_line
+    if not _fork_hooks:
+        _fork_hooks.append(True)
+        os.register_at_fork(before=_fork_begins, after_in_parent=_fork_ended)
+
+
+def _fork_begins() -> None:
+    global _mode
+    _before_fork.append(_mode)
+    _mode = "defer"
+
+
+def _fork_ended() -> None:
+    global _mode
+    if _before_fork:
+        _mode = _before_fork.pop()
+
+
+def _one_line(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+    """An interrupt that no one caught (the run had not started, or had ended): one line, not a traceback."""
+    if issubclass(kind, KeyboardInterrupt) and _received:
+        print(f"rnn-bench: interrupted by {value or 'SIGINT'}", file=sys.stderr)
+    else:
+        sys.__excepthook__(kind, value, tb)
+
+
+def check() -> None:
+    """Raise KeyboardInterrupt if a signal came while work ran (its own KeyboardInterrupt may have been swallowed)."""
+    if _received:
+        raise KeyboardInterrupt(name(_received[0][0]))
 
 
 def received() -> list[str]:
@@ -59,6 +98,13 @@ def name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
+
+
+def settle() -> None:
+    """The run is over and its process about to exit: later signals are only noted (nothing is left to stop,
+    and an interrupt raised while the interpreter shuts down can abort it)."""
+    global _mode
+    _mode = "defer"
 
 
 @contextlib.contextmanager

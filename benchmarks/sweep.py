@@ -247,6 +247,7 @@ def run_sweep(opts: Options, progress: Callable[[str], None] = print, argv: Sequ
     attempted_all, status = False, 0
     try:
         for work in plan.work:
+            signals.check()  # a signal whose KeyboardInterrupt was swallowed where it landed still stops the sweep
             try:
                 session.harness.run(work)
             except Unavailable as err:
@@ -287,11 +288,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         opts = parse(options.from_namespace(namespace, "sweep"))
         result = run_sweep(opts, argv=[sys.argv[0], *args])
+        signals.settle()
     except OptionError as err:
         print(f"sweep: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as err:  # before the run folder existed
-        print(f"sweep: interrupted by {err or 'SIGINT'} before it started", file=sys.stderr)
+    except KeyboardInterrupt as err:  # before the run folder existed, or as the sweep said its last lines
+        print(f"sweep: interrupted by {err or 'SIGINT'}", file=sys.stderr)
         return 130
     except OSError as err:
         print(f"sweep: cannot create a run folder ({one_line(err)})", file=sys.stderr)
