@@ -11,7 +11,7 @@ schema through `benchmarks.records.read`.
 `frame` is where a notebook starts. One row per block of timed rounds (a case x size x op x repeat), per
 first step, per training seed, per memory probe, per case not measured (and why), and per harness-overhead
 probe, told apart by `kind`; every row carries its run (run, path, host, cpu, gpu, commit, threads, versions,
-...) and its case (backend, mode, device, size, hidden, batch, seq_len, params, ...). The columns and their
+...) and its case (backend, mode, device, size, hidden, batch, seq_len, model, params, ...). The columns and their
 dtypes are `benchmarks.report.frame.COLUMNS`; what each kind of row holds is in that module's docstring.
 
     >>> from benchmarks.report import frame

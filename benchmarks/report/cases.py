@@ -1,4 +1,4 @@
-"""The frame folded to one row per case of a run (backend, mode, device, size), with the one statistic for
+"""The frame folded to one row per case of a run (backend, mode, device, size, model), with the one statistic for
 step time everywhere: the median over repeats of each repeat's (block's) median, the lowest and highest
 repeat median beside it and their difference (the spread) as the run's noise. Accuracy is summarised over
 the learned seeds; comparisons are made between rows of the same run. Every table, CSV and plot reads this.
@@ -211,21 +211,23 @@ def _lookup(out: pd.DataFrame, key: list[str], column: str, **fixed: str) -> pd.
 def _within_run(out: pd.DataFrame) -> None:
     """Speed-up, × floor, GPU/CPU, break-even, the oracle test and the rank: each against rows of the same run."""
     step = out["step_median_s"].where(out["step_median_s"] > 0)
-    reference = _lookup(out, ["path", "device", "size"], "step_median_s", backend=REFERENCE[0], mode=REFERENCE[1])
+    reference = _lookup(
+        out, ["path", "device", "size", "model"], "step_median_s", backend=REFERENCE[0], mode=REFERENCE[1]
+    )
     out["speedup"] = reference / step
     bottom = floor()
     if bottom is not None:
-        base = _lookup(out, ["path", "device", "size"], "step_median_s", backend=bottom[0], mode=bottom[1])
+        base = _lookup(out, ["path", "device", "size", "model"], "step_median_s", backend=bottom[0], mode=bottom[1])
         out["floor_ratio"] = step / base.where(base > 0)
     else:
         out["floor_ratio"] = math.nan
     for prefix in PREFIX.values():
-        cpu = _lookup(out, ["path", "backend", "mode", "size"], f"{prefix}_median_s", device="cpu")
+        cpu = _lookup(out, ["path", "backend", "mode", "size", "model"], f"{prefix}_median_s", device="cpu")
         ratio = out[f"{prefix}_median_s"] / cpu.where(cpu > 0)
         out[f"{prefix}_gpu_cpu"] = ratio.where(out["device"] != "cpu")
     out["default_mode"] = [default_mode(b) for b in out["backend"]]
     merged = out.merge(out[out["status"] == "measured"], how="left", left_on=["path", "backend", "default_mode",
-                       "device", "size"], right_on=["path", "backend", "mode", "device", "size"],
+                       "device", "size", "model"], right_on=["path", "backend", "mode", "device", "size", "model"],
                        suffixes=("", "_base"))  # fmt: skip
     gain = merged["step_median_s_base"] - merged["step_median_s"]
     extra = merged["first_step_s"] - merged["first_step_s_base"]
@@ -238,13 +240,13 @@ def _within_run(out: pd.DataFrame) -> None:
 
 
 def _oracle(out: pd.DataFrame) -> None:
-    """Mann–Whitney p of each row's learned metrics against the oracle case's (same run and size)."""
+    """Mann–Whitney p of each row's learned metrics against the oracle case's (same run, size and model)."""
     backend, mode, device = ORACLE
     is_oracle = (out["backend"] == backend) & (out["mode"] == mode) & (out["device"] == device)
-    oracles = {(r["path"], r["size"]): r["learned_metrics"] for r in out[is_oracle].to_dict("records")}
+    oracles = {(r["path"], r["size"], r["model"]): r["learned_metrics"] for r in out[is_oracle].to_dict("records")}
     p = []
     for row, oracle in zip(out.to_dict("records"), is_oracle):
-        theirs = oracles.get((row["path"], row["size"]), [])
+        theirs = oracles.get((row["path"], row["size"], row["model"]), [])
         mine = row["learned_metrics"]
         p.append(mann_whitney_p(mine, theirs) if not oracle and min(len(mine), len(theirs)) >= MIN_SEEDS else math.nan)
     out["is_oracle"] = is_oracle
@@ -262,16 +264,16 @@ def mann_whitney_p(x: list[float], y: list[float]) -> float:
 
 
 def _rank(out: pd.DataFrame) -> None:
-    """Rank by step time within a run, device and size: 1 + the rows certainly faster (whose highest repeat median
-    lies below this row's lowest). Rows whose ranges overlap share a rank: a tie within the run's noise."""
+    """Rank by step time within a run, device, size and model: 1 + the rows certainly faster (whose highest repeat
+    median lies below this row's lowest). Rows whose ranges overlap share a rank: a tie within the run's noise."""
     ranks = pd.Series(pd.NA, index=out.index, dtype="Int64")
     timed = out[out["step_median_s"].notna()]
-    for _, group in timed.groupby(["path", "device", "size"], sort=False):
+    for _, group in timed.groupby(["path", "device", "size", "model"], sort=False):
         highs = group["step_high_s"].to_numpy()
         for index, low in zip(group.index, group["step_low_s"]):
             ranks[index] = 1 + int((highs < low).sum())
     out["rank"] = ranks
-    counts = ranks.groupby([out["path"], out["device"], out["size"], ranks]).transform("size")
+    counts = ranks.groupby([out["path"], out["device"], out["size"], out["model"], ranks]).transform("size")
     out["tied"] = (counts > 1).fillna(False).astype(bool)
 
 
@@ -280,13 +282,14 @@ def sort(out: pd.DataFrame) -> pd.DataFrame:
     if out.empty:
         return out
     registry = _registry().names()
-    sizes = list(dict.fromkeys(out["size"]))
+    sizes, models = list(dict.fromkeys(out["size"])), list(dict.fromkeys(out["model"]))
     if out["sweep"].fillna(False).all():
         sizes.sort(key=lambda s: (names.work(s), names.size_parts(s)))
     keys = pd.DataFrame({
         "device": [names.device_rank(d) for d in out["device"]],
         "device_name": out["device"],
         "size": [sizes.index(s) for s in out["size"]],
+        "model": [models.index(m) for m in out["model"]],
         "step": out["step_median_s"].fillna(math.inf),
         "backend": [registry.index(b) if b in registry else len(registry) for b in out["backend"]],
         "name": out["backend"], "mode": out["mode"], "run": out["path"],

@@ -173,6 +173,7 @@ COLUMNS: list[Column] = [
     Column("machine", lambda r: r.get("label") or "", "the run the row comes from: its host (and name or path where "
            "those repeat) · CPU model (cpu rows) or GPU model (GPU rows)", varies=True, **_KEY),
     Column("size", lambda r: r["size"], "hidden units x batch streams x steps per window", varies=True, **_KEY),
+    Column("model", lambda r: r["model"], "the recurrent cell (rnn, lstm, gru)", varies=True, **_KEY),
     Column("step (ms)", step_cell, "one train_step (forward, BPTT, Adam, state carried): the median over repeats of "
            "each repeat's median round, then (lowest–highest repeat median): the machine's drift between blocks taken "
            "in turn across cases, the run's noise", main=True, skipped=True),
@@ -244,7 +245,7 @@ def cells(row: Row, columns: list[Column]) -> list[str]:
 # The CSV: the case table's columns, seconds and bytes as plain numbers, one line per row, the run-level fields on
 # every line (so that the CSVs of many runs stack). Derived texts are added as columns of their own.
 CSV_COLUMNS: list[str] = [
-    "backend", "mode", "device", "size", "hidden", "batch", "seq_len", "status", "reason",
+    "backend", "mode", "device", "size", "hidden", "batch", "seq_len", "model", "status", "reason",
     "step_median_s", "step_low_s", "step_high_s", "step_spread_s", "step_iqr_s", "step_repeats", "step_rounds",
     "step_calls_per_round", "rank", "tied", "predict_median_s", "predict_low_s", "predict_high_s", "predict_spread_s",
     "predict_repeats", "predict_rounds", "speedup", "floor_ratio", "step_gpu_cpu", "predict_gpu_cpu", "first_step_s",

@@ -51,11 +51,11 @@ MEASURES = (
     Measure("peak RSS (MiB)", "peak_rss_bytes", None, MIB, 0.10, False),
     Measure("GPU peak (MiB)", "gpu_peak_bytes", None, MIB, 0.10, False),
 )
-Key = tuple[str, str, str, str]  # backend, mode, device, size
+Key = tuple[str, str, str, str, str]  # backend, mode, device, size, model
 
 
 def _key(row: Row) -> Key:
-    return row["backend"], row["mode"], row["device"], row["size"]
+    return row["backend"], row["mode"], row["device"], row["size"], row["model"]
 
 
 def _settings(view: View) -> dict[str, object]:
@@ -140,32 +140,38 @@ class Yardstick:
     floor: Key | None
 
 
-def yardsticks(a: Side, b: Side, keys: list[Key]) -> dict[tuple[str, str, str], Yardstick]:
-    """(measure column, device, size) -> the machine's move, for every timed measure."""
+def yardsticks(a: Side, b: Side, keys: list[Key]) -> dict[tuple[str, ...], Yardstick]:
+    """(measure column, device, size, model) -> the machine's move, for every timed measure."""
     bottom = floor()
     out = {}
     for measure in (m for m in MEASURES if m.timed):
-        groups: dict[tuple[str, str], list[float]] = {}
+        groups: dict[tuple[str, ...], list[float]] = {}
         for key in keys:
             va, vb = a.values(key, measure.column), b.values(key, measure.column)
             if va and vb and statistics.median(va) > 0:
                 groups.setdefault(key[2:], []).append(statistics.median(vb) / statistics.median(va))
-        for (device, size), ratios in groups.items():
+        for (device, size, model), ratios in groups.items():
             found = None
             if bottom is not None:
-                key = (*bottom, device, size)
+                key = (*bottom, device, size, model)
                 va, vb = a.values(key, measure.column), b.values(key, measure.column)
                 if va and vb and statistics.median(va) > 0:
                     found = Yardstick(statistics.median(vb) / statistics.median(va), f"the floor ({' '.join(bottom)})",
                                       key)  # fmt: skip
             if found is None:
                 found = Yardstick(statistics.median(ratios), f"the median over {len(ratios)} cases", None)
-            out[(measure.column, device, size)] = found
+            out[(measure.column, device, size, model)] = found
     return out
 
 
 def _line(key: Key, label: str, a: str, b: str, ratio: str, flag: str, relative: str = "", against: str = "") -> str:
-    return "| " + " | ".join(md_cell(c) for c in (*key, label, a, b, ratio, flag, relative, against)) + " |"
+    shown = (*key[:3], _size(key))
+    return "| " + " | ".join(md_cell(c) for c in (*shown, label, a, b, ratio, flag, relative, against)) + " |"
+
+
+def _size(key: Key) -> str:
+    """The size, and the model where it is not the vanilla RNN."""
+    return key[3] if key[4] == "rnn" else f"{key[3]} {key[4]}"
 
 
 def _state(rows: list[Row]) -> str:
@@ -181,7 +187,7 @@ def _describe(name: str, view: View) -> str:
     return f"- {name}: {view.run.name} ({view.run.shown_path}) on {where}{kind}"
 
 
-def _measure_lines(key: Key, measure: Measure, a: Side, b: Side, sticks: dict[tuple[str, str, str], Yardstick],
+def _measure_lines(key: Key, measure: Measure, a: Side, b: Side, sticks: dict[tuple[str, ...], Yardstick],
                    flagged: list[str]) -> list[str]:  # fmt: skip
     va, vb = a.values(key, measure.column), b.values(key, measure.column)
     if not va and not vb:
@@ -194,7 +200,7 @@ def _measure_lines(key: Key, measure: Measure, a: Side, b: Side, sticks: dict[tu
     within = [w for r in rows if (w := finite(r[measure.within])) is not None] if measure.within else []
     ma = statistics.median(va)
     ratio = num(statistics.median(vb) / ma) if ma else ""
-    stick = sticks.get((measure.column, key[2], key[3])) if measure.timed else None
+    stick = sticks.get((measure.column, *key[2:])) if measure.timed else None
     if stick is None or not stick.ratio:
         return [_line(key, measure.label, text_a, text_b, ratio, verdict(measure, va, vb, within))]
     if stick.floor == key:
@@ -205,7 +211,7 @@ def _measure_lines(key: Key, measure: Measure, a: Side, b: Side, sticks: dict[tu
         moved = changed(measure, va, scaled, within)
         against = f"**moved: ×{relative} against the rest**" if moved else "with the rest"
         if moved:
-            flagged.append(f"{' '.join(key)} {measure.label.split(' (')[0]} ×{relative}")
+            flagged.append(f"{' '.join(key[:3])} {_size(key)} {measure.label.split(' (')[0]} ×{relative}")
     return [_line(key, measure.label, text_a, text_b, ratio, verdict(measure, va, vb, within), relative, against)]
 
 
@@ -290,14 +296,15 @@ def _table(a: Side, b: Side) -> Any:
     return pd.concat([v.table for v in (*b.views, *a.views)], ignore_index=True)
 
 
-def _machine_lines(sticks: dict[tuple[str, str, str], Yardstick]) -> list[str]:
+def _machine_lines(sticks: dict[tuple[str, ...], Yardstick]) -> list[str]:
     """How the machine moved as a whole, per device and size: the line that reads a uniformly faster machine."""
     if not sticks:
         return []
     lines = ["How the machine moved (B/A of the yardstick; every time is judged against it as well):", ""]
     for measure in (m for m in MEASURES if m.timed):
-        for (column, device, size), stick in sticks.items():
+        for (column, device, size, model), stick in sticks.items():
             if column == measure.column:
+                size = size if model == "rnn" else f"{size} {model}"
                 fallback = "" if stick.floor else " (no floor on both sides: the median ratio instead)"
                 lines.append(f"- {measure.label.split(' (')[0]} @{device} {size}: ×{num(stick.ratio)}, from "
                              f"{stick.source}{fallback}")  # fmt: skip

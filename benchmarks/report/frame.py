@@ -54,11 +54,12 @@ RUN_COLUMNS: dict[str, str] = {
     "commit": S, "dirty": B, "threads": INT, "threads_mismatch": S, "versions": S, "options": S, "task": S,
     "metric_name": S,
 }  # fmt: skip
-# every row of a case: backend, mode, device, size ('32x1x10') and its parts; from the case's loaded record:
+# every row of a case: backend, mode, device, size ('32x1x10') and its parts, model (the cell: rnn, lstm, gru); from
+# the case's loaded record:
 # params (as its framework counts them), framework, kernel (its code path), compile, startup_s (its worker's start)
 CASE_COLUMNS: dict[str, str] = {
-    "backend": S, "mode": S, "device": S, "size": S, "hidden": INT, "batch": INT, "seq_len": INT, "params": INT,
-    "framework": S, "kernel": S, "compile": S, "startup_s": F,
+    "backend": S, "mode": S, "device": S, "size": S, "hidden": INT, "batch": INT, "seq_len": INT, "model": S,
+    "params": INT, "framework": S, "kernel": S, "compile": S, "startup_s": F,
 }  # fmt: skip
 ROW_COLUMNS: dict[str, str] = {  # what each kind of row fills: see the module docstring
     "kind": S, "order": INT, "op": S, "repeat": INT, "calls_per_round": INT, "rounds": INT, "seconds": F, "q1_s": F,
@@ -67,7 +68,7 @@ ROW_COLUMNS: dict[str, str] = {  # what each kind of row fills: see the module d
     "gpu_peak_bytes": INT, "status": S, "reason": S, "where": S,
 }  # fmt: skip
 COLUMNS: dict[str, str] = {**RUN_COLUMNS, **CASE_COLUMNS, **ROW_COLUMNS}
-CASE_KEY = ["path", "backend", "mode", "device", "size"]  # a case of one run
+CASE_KEY = ["path", "backend", "mode", "device", "size", "model"]  # a case of one run
 
 
 @dataclasses.dataclass
@@ -266,7 +267,7 @@ def run_columns(run: Run) -> dict[str, Any]:
 def _case_columns(case: Case, loaded: Loaded | None) -> dict[str, Any]:
     hidden, batch, seq_len = names.size_parts(case.size)
     out = {"backend": case.backend, "mode": case.mode, "device": case.device, "size": case.size,
-           "hidden": hidden, "batch": batch, "seq_len": seq_len}  # fmt: skip
+           "hidden": hidden, "batch": batch, "seq_len": seq_len, "model": case.model}  # fmt: skip
     if loaded is not None:
         info = loaded.info
         text = {k: str(info[k]) if info.get(k) else None for k in ("framework", "kernel", "compile")}

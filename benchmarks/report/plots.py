@@ -49,6 +49,8 @@ def label(row: Row, rows: Sequence[Row] = ()) -> str:
     text = names.case_label(row["backend"], row["mode"], row["device"])
     if len({r["size"] for r in rows}) > 1:
         text += f" {row['size']}"
+    if len({r["model"] for r in rows}) > 1:
+        text += f" {row['model']}"
     if row.get("label") and len({r.get("label") for r in rows}) > 1:
         text += f" · {row['label']}"
     return text

@@ -46,10 +46,17 @@ def throughput(row: Row, op: str) -> float | None:
     return row["batch"] * row["seq_len"] / median if median else None
 
 
-def ranking(rows: Sequence[Row], device: str, op: str, size: str) -> list[Row]:
-    """Measured rows of one device, op and size, fastest first."""
-    timed = [r for r in rows if r["device"] == device and r["size"] == size and seconds(r, op) is not None]
+def ranking(rows: Sequence[Row], device: str, op: str, size: str, model: str = "rnn") -> list[Row]:
+    """Measured rows of one device, op, size and model, fastest first."""
+    timed = [r for r in rows if (r["device"], r["size"], r["model"]) == (device, size, model) and seconds(r, op)]
     return sorted(timed, key=lambda r: seconds(r, op))  # type: ignore[arg-type, return-value]
+
+
+def panels(rows: Sequence[Row]) -> list[tuple[str, str, str]]:
+    """(device, op, model) of every winners table: devices in table order, models as first seen."""
+    devices = [d for d in names.DEVICE_ORDER if any(r["device"] == d for r in rows)]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    return [(d, op, m) for d in devices for m in models for op in names.OPS]
 
 
 def tie(winner: Row, runner_up: Row, op: str) -> bool:
@@ -70,7 +77,9 @@ def margin(winner: Row, runner_up: Row, op: str) -> str:
 
 
 def label(row: Row) -> str:
-    return f"{row['backend']} {row['mode']}"
+    """'torch-rnn eager', with the model where it is not the vanilla RNN."""
+    model = "" if row["model"] == "rnn" else f" ({row['model']})"
+    return f"{row['backend']} {row['mode']}{model}"
 
 
 def crossovers(rows: Sequence[Row], op: str = "train_step") -> dict[str, list[tuple[str, float]]]:
@@ -137,20 +146,20 @@ def markdown(result: View, plots: Sequence[str] = ()) -> str:
     ]
     if compiling:
         lines.append(f"Modes that compile again at every size (their first step includes it): {', '.join(compiling)}.")
-    for device in [d for d in names.DEVICE_ORDER if any(r["device"] == d for r in rows)]:
-        for op in names.OPS:
-            lines += ["", f"## Winners: {op} on {device}", "", WINNERS, "|---|---|---|---|---|---|"]
-            for size in sizes_in(rows):
-                ranked = ranking(rows, device, op, size)
-                if not ranked:
-                    lines.append(f"| {size} | — | | | | |")
-                elif len(ranked) == 1:
-                    w = ranked[0]
-                    lines.append(f"| {size} | {label(w)} | {_time(seconds(w, op))} | — | | only one measured |")  # type: ignore[arg-type]
-                else:
-                    w, r = ranked[:2]
-                    lines.append(f"| {size} | {label(w)} | {_time(seconds(w, op))} | {label(r)} | "  # type: ignore[arg-type]
-                                 f"{_time(seconds(r, op))} | {margin(w, r, op)} |")  # type: ignore[arg-type]  # fmt: skip
+    for device, op, model in panels(rows):
+        heading = f"## Winners: {op} on {device}" + ("" if model == "rnn" else f", {model}")
+        lines += ["", heading, "", WINNERS, "|---|---|---|---|---|---|"]
+        for size in sizes_in(rows):
+            ranked = ranking(rows, device, op, size, model)
+            if not ranked:
+                lines.append(f"| {size} | — | | | | |")
+            elif len(ranked) == 1:
+                w = ranked[0]
+                lines.append(f"| {size} | {label(w)} | {_time(seconds(w, op))} | — | | only one measured |")  # type: ignore[arg-type]
+            else:
+                w, r = ranked[:2]
+                lines.append(f"| {size} | {label(w)} | {_time(seconds(w, op))} | {label(r)} | "  # type: ignore[arg-type]
+                             f"{_time(seconds(r, op))} | {margin(w, r, op)} |")  # type: ignore[arg-type]  # fmt: skip
     if trained(result):
         lines += _accuracy(result)
     lines += _gpu_cpu(rows) + _skipped(rows)
@@ -274,15 +283,15 @@ def plot_winners(rows: Sequence[Row], colours: dict[str, Any]) -> bytes | None:
     from benchmarks.report.plots import figure, png
 
     sizes = sizes_in(rows)
-    grid = [(d, op) for d in names.DEVICE_ORDER if any(r["device"] == d for r in rows) for op in names.OPS]
+    grid = panels(rows)
     if not sizes or not grid:
         return None
     image = np.ones((len(grid), len(sizes), 4))
     fig = figure(1.3 * len(sizes) + 2, 0.9 * len(grid) + 1.6, layout="tight")
     ax = fig.add_subplot()
-    for i, (device, op) in enumerate(grid):
+    for i, (device, op, model) in enumerate(grid):
         for j, size in enumerate(sizes):
-            ranked = ranking(rows, device, op, size)
+            ranked = ranking(rows, device, op, size, model)
             if not ranked:
                 ax.text(j, i, "—", ha="center", va="center", fontsize=7)
                 continue
@@ -295,7 +304,7 @@ def plot_winners(rows: Sequence[Row], colours: dict[str, Any]) -> bytes | None:
             ax.text(j, i, f"{w['backend']}\n{w['mode']}{extra}", ha="center", va="center", fontsize=6)
     ax.imshow(image, aspect="auto")
     ax.set_xticks(range(len(sizes)), sizes, rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(range(len(grid)), [f"{op} @{d}" for d, op in grid], fontsize=8)
+    ax.set_yticks(range(len(grid)), [f"{op} @{d}" + ("" if m == "rnn" else f" {m}") for d, op, m in grid], fontsize=8)
     ax.set_title("Fastest at each size (×: runner-up's time over the winner's; tie: their repeat ranges overlap)",
                  fontsize=9)  # fmt: skip
     ax.set_xlabel("size (hidden×batch×seq_len), by work")

@@ -73,9 +73,9 @@ def sweep_summary(result: View) -> list[str]:
 
     out = [f"warning: {w}" for w in result.run.warnings]
     rows = result.rows
-    for device in dict.fromkeys(r["device"] for r in rows):
-        for size in sweep.sizes_in(rows):
-            ranked = sweep.ranking(rows, device, "train_step", size)
+    for device, op, model in sweep.panels(rows):
+        for size in sweep.sizes_in(rows) if op == "train_step" else []:
+            ranked = sweep.ranking(rows, device, op, size, model)
             if len(ranked) > 1:
                 w, r = ranked[:2]
                 out.append(
