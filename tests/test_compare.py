@@ -103,7 +103,8 @@ def test_a_machine_twice_as_fast_reads_as_one_line_and_the_case_that_moved_is_fl
     a = _run(tmp_path / "a")
     b = _run(tmp_path / "b", 0.5, but={("numpy", "eager", "cpu"): 1 / 3})
     text = compare.compare_markdown(compare.side([a]), compare.side([b]))
-    assert "- step median @cpu 32x1x10: ×0.500, from the floor (numba njit)" in text
+    machine = "- step median @cpu 32x1x10: ×0.500: the floor (numba njit) ×0.500; the median ratio over the 5 cases"
+    assert machine + " both sides measured ×0.500" in text
     steps = _lines(text, "| ")
     changed = [x for x in steps if "step median" in x and "**changed" in x]
     assert len(changed) == len(CASES)  # in absolute time every case got faster
@@ -118,15 +119,17 @@ def test_a_machine_twice_as_fast_reads_as_one_line_and_the_case_that_moved_is_fl
 
 def test_two_identical_runs_flag_nothing(tmp_path):
     text = compare.compare_markdown(compare.side([_run(tmp_path / "a")]), compare.side([_run(tmp_path / "b")]))
-    assert "**changed" not in text and "**moved" not in text and "×1.00, from the floor" in text
+    assert "**changed" not in text and "**moved" not in text and "×1.00: the floor (numba njit) ×1.00;" in text
 
 
 def test_without_a_floor_on_one_side_the_median_ratio_is_the_yardstick(tmp_path):
     a = _run(tmp_path / "a")
     b = _run(tmp_path / "b", 2.0, but={("numpy", "eager", "cpu"): 6.0}, without="numba")
     text = compare.compare_markdown(compare.side([a]), compare.side([b]))
-    line = "- step median @cpu 32x1x10: ×2.00, from the median over 4 cases (no floor on both sides: the median ratio"
-    assert line in text
+    line = (
+        "- step median @cpu 32x1x10: ×2.00: the median ratio over the 4 cases both sides measured ×2.00 (no floor on "
+    )
+    assert line + "both sides: judged against that instead)" in text
     moved = [x for x in _lines(text, "| ") if "**moved" in x and "step median" in x]
     assert len(moved) == 1 and moved[0].startswith("| numpy | eager | cpu |") and "×3.00 against the rest" in moved[0]
 
@@ -145,6 +148,15 @@ def test_runs_with_no_size_in_common_are_one_line(tmp_path):
     b = synthetic(tmp_path / "b", {("numpy", "eager", "cpu"): (1e-3, 0.1)}, size="64x4x20")
     done = cli("compare", str(a), str(b), "--out", str(tmp_path / "c.md"))
     assert done.returncode == 2 and done.stderr.startswith("error: compare: no size in common (A: 32x1x10; B: 64x4x20)")
+
+
+def test_the_committed_drift_example_is_current(tmp_path):
+    """results/reference/compare-drift: the reference run against one of the day before, as the README shows it."""
+    runs = [REFERENCE / "cpu-20261127-095840-vm", REFERENCE / "cpu-20261128-022118-vm"]
+    text, _ = compare.write_compare(runs[:1], runs[1:], tmp_path / "compare.md")
+    assert text == (REFERENCE / "compare-drift" / "compare.md").read_text()
+    assert "- step median @cpu 32x1x10: ×1.64: the median ratio over the 7 cases" in text  # no floor in A
+    assert "**Moved against the rest of the run: tflearn session cpu 32x1x10 step median ×0.780;" in text
 
 
 def test_settings_that_differ_are_named(tmp_path):

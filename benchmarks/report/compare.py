@@ -133,11 +133,23 @@ def side(run_dirs: Sequence[str | Path]) -> Side:
 
 @dataclasses.dataclass(frozen=True)
 class Yardstick:
-    """How the machine moved for one measure on one device and size: B/A of the floor, else the median B/A."""
+    """How the machine moved for one measure on one device and size: B/A of the floor where both sides measured it
+    (`floor` is its key), and the median B/A over the cases both sides measured; `ratio` is the one judged by."""
 
-    ratio: float
-    source: str  # "the floor (numba njit)" or "the median over 12 cases"
+    floor_ratio: float | None
+    median_ratio: float
+    cases: int
     floor: Key | None
+
+    @property
+    def ratio(self) -> float:
+        return self.floor_ratio if self.floor_ratio is not None else self.median_ratio
+
+    def text(self) -> str:
+        median = f"the median ratio over the {self.cases} cases both sides measured ×{num(self.median_ratio)}"
+        if self.floor is None:
+            return f"×{num(self.median_ratio)}: {median} (no floor on both sides: judged against that instead)"
+        return f"×{num(self.ratio)}: the floor ({' '.join(self.floor[:2])}) ×{num(self.ratio)}; {median}"
 
 
 def yardsticks(a: Side, b: Side, keys: list[Key]) -> dict[tuple[str, ...], Yardstick]:
@@ -151,16 +163,12 @@ def yardsticks(a: Side, b: Side, keys: list[Key]) -> dict[tuple[str, ...], Yards
             if va and vb and statistics.median(va) > 0:
                 groups.setdefault(key[2:], []).append(statistics.median(vb) / statistics.median(va))
         for (device, size, model), ratios in groups.items():
-            found = None
-            if bottom is not None:
-                key = (*bottom, device, size, model)
-                va, vb = a.values(key, measure.column), b.values(key, measure.column)
-                if va and vb and statistics.median(va) > 0:
-                    found = Yardstick(statistics.median(vb) / statistics.median(va), f"the floor ({' '.join(bottom)})",
-                                      key)  # fmt: skip
-            if found is None:
-                found = Yardstick(statistics.median(ratios), f"the median over {len(ratios)} cases", None)
-            out[(measure.column, device, size, model)] = found
+            key, found = ((*bottom, device, size, model) if bottom else None), None
+            va, vb = (a.values(key, measure.column), b.values(key, measure.column)) if key else ([], [])
+            if va and vb and statistics.median(va) > 0:
+                found = statistics.median(vb) / statistics.median(va)
+            out[(measure.column, device, size, model)] = Yardstick(found, statistics.median(ratios), len(ratios),
+                                                                   key if found is not None else None)  # fmt: skip
     return out
 
 
@@ -276,6 +284,8 @@ def compare_markdown(a: Side, b: Side) -> str:
         in_a, in_b = ra.get(key, []), rb.get(key, [])
         if any(skipped(r) for r in (*in_a, *in_b)) or not in_a or not in_b:
             lines.append(_line(key, "status", _state(in_a), _state(in_b), "", ""))
+        if not any(not skipped(r) for r in in_a) or not any(not skipped(r) for r in in_b):
+            continue  # measured on one side only: its status line says so, there is nothing to compare
         for measure in MEASURES:
             lines += _measure_lines(key, measure, a, b, sticks, flagged)
         lines += _metric_line(key, a, b, label)
@@ -305,9 +315,7 @@ def _machine_lines(sticks: dict[tuple[str, ...], Yardstick]) -> list[str]:
         for (column, device, size, model), stick in sticks.items():
             if column == measure.column:
                 size = size if model == "rnn" else f"{size} {model}"
-                fallback = "" if stick.floor else " (no floor on both sides: the median ratio instead)"
-                lines.append(f"- {measure.label.split(' (')[0]} @{device} {size}: ×{num(stick.ratio)}, from "
-                             f"{stick.source}{fallback}")  # fmt: skip
+                lines.append(f"- {measure.label.split(' (')[0]} @{device} {size}: {stick.text()}")
     return [*lines, ""]
 
 
