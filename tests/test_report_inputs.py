@@ -163,3 +163,11 @@ def test_a_null_metric_not_marked_diverged_reads_as_diverged_without_a_step(tmp_
     (row,) = cases.load(folder).rows
     assert columns.outcome_cell(row) == "learned 0/1, 1 diverged"
     assert row["notes"] == ["diverged: seed 0 (no finite metric)"]
+
+
+def test_content_the_report_cannot_use_is_one_line_naming_the_run(run, monkeypatch):
+    def broken(table: object) -> object:
+        raise ValueError("a value no run should hold")
+
+    monkeypatch.setattr(cases, "cases", broken)
+    one_line_error(cli(str(run), "--no-plots"), f"unexpected content in {run} (ValueError: a value no run should hold)")

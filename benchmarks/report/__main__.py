@@ -114,10 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot write the report: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
     except Exception as err:  # records that pass their types yet make no sense to the report: one line still
-        print(
-            f"error: unexpected content in the run ({type(err).__name__}: {' '.join(str(err).split())})",
-            file=sys.stderr,
-        )
+        given = " ".join(a for a in args[1:] if not a.startswith("-")) or "the newest run"
+        text = " ".join(str(err).split())
+        print(f"error: unexpected content in {given} ({type(err).__name__}: {text})", file=sys.stderr)
         return 2
 
 
