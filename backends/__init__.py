@@ -54,6 +54,9 @@ class Entry:
     floor: bool = False  # the no-framework floor every row is measured against
 
 
+# the process environment of each Keras backend's modes
+_TF, _JAX, _TORCH = ({"KERAS_BACKEND": name} for name in ("tensorflow", "jax", "torch"))
+
 REGISTRY: dict[str, Entry] = {
     "numpy": Entry("backends.numpy_rnn:NumpyRNN", "core", {"eager": Mode(about="numpy, float64: the oracle")}),
     "torch-rnn": Entry(
@@ -88,16 +91,40 @@ REGISTRY: dict[str, Entry] = {
         },
         DEVICES,
     ),
+    # Keras on TensorFlow, JAX and PyTorch: the same model and the same train_on_batch, one backend per Keras
+    # backend (Keras picks it once per process: each mode says which in its env)
     "keras-simplernn": Entry(
         "backends.keras_simplernn:KerasSimpleRNN",
         "tf",
         {
-            "function": Mode(about="SimpleRNN(stateful=True), GradientTape + Adam in tf.function"),
-            "xla": Mode({"jit_compile": True}, about="the same step with jit_compile=True"),
+            "train_on_batch": Mode(
+                {"train_on_batch": True}, about="Keras on TensorFlow: compile(Adam, 'mse') + train_on_batch", env=_TF
+            ),
+            "function": Mode(about="SimpleRNN(stateful=True), GradientTape + Adam in tf.function", env=_TF),
+            "xla": Mode({"jit_compile": True}, about="the same step with jit_compile=True", env=_TF),
             "xla-concrete": Mode(
-                {"jit_compile": True, "concrete": True}, about="the XLA step's traced ConcreteFunction called directly"
+                {"jit_compile": True, "concrete": True},
+                about="the XLA step's traced ConcreteFunction called directly",
+                env=_TF,
             ),
         },
+        DEVICES,
+    ),
+    "keras-jax": Entry(
+        "backends.keras_jax:KerasJax",
+        "keras,jax",
+        {
+            "train_on_batch": Mode(about="Keras on JAX: compile(Adam, 'mse') + train_on_batch (XLA)", env=_JAX),
+            "stateless-jit": Mode(
+                {"stateless": True}, about="stateless_call + stateless_apply in our own jax.jit step", env=_JAX
+            ),
+        },
+        DEVICES,
+    ),
+    "keras-torch": Entry(
+        "backends.keras_torch:KerasTorch",
+        "keras,torch",
+        {"train_on_batch": Mode(about="Keras on PyTorch: compile(Adam, 'mse') + train_on_batch (eager)", env=_TORCH)},
         DEVICES,
     ),
     "tf-cell": Entry(

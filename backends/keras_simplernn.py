@@ -1,8 +1,12 @@
-"""`keras-simplernn`: Keras 3 `SimpleRNN(stateful=True)` + `Dense(1)` on TensorFlow, trained by a `tf.function` step.
+"""`keras-simplernn`: Keras 3 `SimpleRNN(stateful=True)` + `Dense(1)` on TensorFlow (Keras on JAX and on
+PyTorch are `keras-jax` and `keras-torch`; the model is the same, see backends/_keras_common.py).
 
-The step is what a Keras user writes for speed: GradientTape + Adam inside `tf.function`
-(`train_on_batch` is slower, an eager GradientTape far slower). XLA is an explicit
-option, never Keras's "auto", so a table row always says which one ran. Modes: `function`;
+Modes: `train_on_batch`, the default, is the code most Keras users write:
+`model.compile(optimizer=Adam(...), loss="mse")`, then `model.train_on_batch(x, y)` and
+`model.predict_on_batch(x)` (the one training call that is the same on all three Keras backends).
+`compile`'s jit_compile is left at "auto", which on TensorFlow means XLA only when a GPU is present;
+`info()` says what it resolved to. TensorFlow's fast modes: `function`, a GradientTape + Adam step
+inside `tf.function` (what a Keras user writes for speed; an eager GradientTape is far slower);
 `xla`, the same step with jit_compile=True; `xla-concrete`, the XLA step's traced ConcreteFunction
 called directly, which skips `tf.function`'s per-call dispatch (argument binding, trace lookup), as a
 performance-minded user does in a hot loop with fixed shapes. The stateful layer keeps the hidden
@@ -13,38 +17,52 @@ graph from a constant, which is the detaching (truncated BPTT) the task asks for
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf  # before keras, so a missing TensorFlow is reported as such, not as a Keras error
+
+from backends._keras_common import KerasModel, check_backend, require_backend
+
+require_backend("tensorflow")  # KERAS_BACKEND=jax/torch would run another framework under this name
 
 # isort: split
-import keras
+import tensorflow as tf  # noqa: E402 - before keras, so a missing TensorFlow is reported as such, not as a Keras error
 
-from backends._tf_common import TFBackend, compile_text, concrete_function, gpu_name
-from backends.base import Info
-from backends.task import TaskConfig
+# isort: split
+import keras  # noqa: E402
 
-if keras.backend.backend() != "tensorflow":  # KERAS_BACKEND=jax/torch would run another framework under this name
-    raise ImportError(f"keras-simplernn needs KERAS_BACKEND=tensorflow, Keras uses {keras.backend.backend()}")
+from backends._tf_common import TFBackend, compile_text, concrete_function, gpu_name  # noqa: E402
+from backends.base import Info  # noqa: E402
+from backends.task import TaskConfig  # noqa: E402
+
+check_backend(keras, "tensorflow")
 
 
 class KerasSimpleRNN(TFBackend):
-    """Keras SimpleRNN on TensorFlow. Options: jit_compile (compile the train and predict steps with XLA),
-    concrete (call their traced ConcreteFunctions directly)."""
+    """Keras SimpleRNN on TensorFlow. Options: train_on_batch (compile + train_on_batch, the default
+    mode); otherwise a tf.function step, with jit_compile (XLA) and concrete (call the traced
+    ConcreteFunctions directly)."""
 
     name = "keras-simplernn"
 
     def __init__(
-        self, config: TaskConfig, device: str = "cpu", jit_compile: bool = False, concrete: bool = False
+        self,
+        config: TaskConfig,
+        device: str = "cpu",
+        train_on_batch: bool = False,
+        jit_compile: bool = False,
+        concrete: bool = False,
     ) -> None:
         super().__init__(config, device)
-        self.jit_compile, self.concrete = bool(jit_compile), bool(concrete)
-        b, t, h = config.batch_size, config.seq_len, config.hidden_size
+        if train_on_batch and (jit_compile or concrete):
+            raise ValueError(
+                f"{self.name}: train_on_batch is its own mode; jit_compile and concrete are the tf.function step's"
+            )
+        self.idiomatic, self.jit_compile, self.concrete = bool(train_on_batch), bool(jit_compile), bool(concrete)
+        b, t = config.batch_size, config.seq_len
         with tf.device(self.tf_device):
-            inputs = keras.Input(batch_shape=(b, t, config.input_size))  # stateful needs a fixed batch
-            self.rnn = keras.layers.SimpleRNN(h, activation="tanh", return_sequences=True, stateful=True)
-            self.head = keras.layers.Dense(1)
-            self.model = keras.Model(inputs, self.head(self.rnn(inputs)))
-        self.optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
-        self.optimizer.build(self.model.trainable_variables)  # slots now, so set_weights can reset them in place
+            self.net = KerasModel(config)
+        self.model, self.rnn, self.optimizer = self.net.model, self.net.rnn, self.net.optimizer
+        if self.idiomatic:
+            self._train_fn = self.net.train_on_batch
+            return
         # Traced once per backend: set_weights resets variables the functions read, so no retrace follows.
         train_fn = tf.function(self._step, jit_compile=self.jit_compile)
         predict_fn = tf.function(self._forward, jit_compile=self.jit_compile)
@@ -66,28 +84,35 @@ class KerasSimpleRNN(TFBackend):
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
+    def _predict(self, x: tf.Tensor) -> np.ndarray:
+        if not self.idiomatic:
+            return super()._predict(x)
+        with tf.device(self.tf_device):
+            return self.net.predict_on_batch(x)
+
     def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        self.rnn.set_weights([weights["W_xh"], weights["W_hh"], weights["b_h"]])  # Keras's layout is canonical
-        self.head.set_weights([weights["W_hq"], weights["b_q"]])
-        # Fresh Adam: step count, moments and velocities back to zero; the learning rate is its one other variable.
-        for variable in self.optimizer.variables:
-            variable.assign(tf.zeros(variable.shape, variable.dtype))
-        self.optimizer.learning_rate = self.config.lr
+        self.net.set_weights(weights)
 
     def _get_weights(self) -> dict[str, np.ndarray]:
-        kernel, recurrent, bias = self.rnn.get_weights()
-        head_kernel, head_bias = self.head.get_weights()
-        return {"W_xh": kernel, "W_hh": recurrent, "b_h": bias, "W_hq": head_kernel, "b_q": head_bias}
+        return self.net.get_weights()
 
     def reset_state(self) -> None:
-        self.rnn.reset_state()
+        self.net.reset_state()
 
     def info(self) -> Info:
-        kernel = "one XLA program" if self.jit_compile else "TF ops in a tf.while_loop"
+        if self.idiomatic:
+            xla = self.net.jit_compile
+            kernel = "one XLA program" if xla else "TF ops in a tf.while_loop"
+            how = "compile(Adam, 'mse') + train_on_batch, predict_on_batch"
+            compile_ = f"{'XLA' if xla else 'TF graph, no XLA'} (Keras's train function, jit_compile='auto' -> {xla})"
+        else:
+            kernel = "one XLA program" if self.jit_compile else "TF ops in a tf.while_loop"
+            how = "GradientTape + Keras Adam"
+            compile_ = compile_text(self.jit_compile, self.concrete)
         return Info(
             framework=f"tensorflow {tf.__version__} / keras {keras.__version__}",
-            kernel=f"Keras SimpleRNN, {kernel}; GradientTape + Keras Adam",
+            kernel=f"Keras SimpleRNN, {kernel}; {how}",
             mode=self.mode,
             gpu=gpu_name(self.device),
-            compile=compile_text(self.jit_compile, self.concrete),
+            compile=compile_,
         )

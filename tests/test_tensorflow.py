@@ -139,9 +139,14 @@ def test_missing_tensorflow_is_reported_with_the_extra(run_python):
 
 
 def test_modes_options_devices_and_info(make_backend):
+    tf = pytest.importorskip("tensorflow")
     config = TaskConfig(hidden_size=4)
+    assert backends.modes("keras-simplernn") == ["train_on_batch", "function", "xla", "xla-concrete"]
+    assert backends.modes("tf-cell") == ["function", "xla", "xla-concrete"]
     for name in ("keras-simplernn", "tf-cell"):
-        assert backends.modes(name) == ["function", "xla", "xla-concrete"]
+        assert {backends.mode_env(name, m).get("KERAS_BACKEND") for m in backends.modes(name)} == {
+            "tensorflow" if name == "keras-simplernn" else None
+        }
         for mode, compiler, call in (
             ("function", "TF graph", "through tf.function"),
             ("xla", "XLA", "through tf.function"),
@@ -155,14 +160,18 @@ def test_modes_options_devices_and_info(make_backend):
             make_backend(name, config, jit_compile="yes")
         with pytest.raises(ValueError, match="unknown mode 'xla-graph'"):
             make_backend((name, "xla-graph"), config)
+    info = make_backend("keras-simplernn", config).info()  # the default: Keras as most of its users write it
+    assert info.mode == "train_on_batch" and "compile(Adam, 'mse') + train_on_batch" in info.kernel, info
+    xla = bool(tf.config.list_physical_devices("GPU"))  # what jit_compile="auto" resolves to on TensorFlow
+    assert info.compile.endswith(f"jit_compile='auto' -> {xla})"), info
+    with pytest.raises(ValueError, match="train_on_batch is its own mode"):
+        make_backend("keras-simplernn", config, train_on_batch=True, jit_compile=True)
     info = make_backend("tflearn", config).info()
     assert "tflearn 0.5.0" in info.framework and info.mode == "session"
     n = threads.count() or 0
     assert threads.settings()["frameworks"]["tensorflow-v1-session"] == {"intra_op": n, "inter_op": n}
     with pytest.raises(BackendUnavailable, match="tflearn.* runs on cpu only"):
         backends.load("tflearn", config, "cuda")
-    import tensorflow as tf
-
     if not tf.config.list_physical_devices("GPU"):
         for name in ("keras-simplernn", "tf-cell"):
             with pytest.raises(BackendUnavailable, match=f"{name}: TensorFlow sees no GPU"):
