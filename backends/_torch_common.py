@@ -1,24 +1,29 @@
 """What the PyTorch backends share: device handling, the eager Adam step, the compile mode and the
 CUDA-graph mode.
 
-A subclass builds its parameters, provides `forward(x, h) -> (predictions, last_h)`, the mapping to
-and from canonical weights, and (for the compile mode) `step_function`: a module-level function
-`step(module, params, exp_avg, exp_avg_sq, step, hyper, h, x, y) -> (loss, last_h)` that ends in
-`loss_grad_adam`. Everything else lives here.
+A subclass builds its parameters, provides `forward(x, state) -> (predictions, last_state)`, the mapping
+to and from canonical weights, and (for the compile mode) `step_functions`: for each model it has, a
+module-level function `step(module, params, exp_avg, exp_avg_sq, step, hyper, state, x, y) -> (loss,
+last_state)` that ends in `loss_grad_adam`. Everything else lives here.
+
+The carried state is one tensor of shape (len(model.state), batch, hidden): h for rnn and gru, h and c
+stacked for lstm. One tensor whatever the model, so resetting it, copying it in place (a captured CUDA
+graph reads that very buffer) and passing it to the compiled step are the same code for every model.
 
 Compile mode. `torch.compile` around `loss.backward(); optimizer.step()` gives three graphs
 (`Optimizer.step` breaks the graph on purpose, `zero_grad` is excluded from Dynamo), so the step
 instead takes its gradients with `torch.autograd.grad` and applies Adam written out here, the
 same arithmetic as `torch.optim.Adam`: forward, gradients and update are one graph (`fullgraph=True`
-makes anything else an error). The parameters, Adam's moments and step count, the hidden state and
+makes anything else an error). The parameters, Adam's moments and step count, the carried state and
 the window are arguments, never captured objects, and the step is one module-level function per
-backend: Dynamo caches compiled graphs per code object, so every instance of the same sizes reuses
-the graph compiled first in the process instead of compiling again (a cold compile costs tens of
+backend and model: Dynamo caches compiled graphs per code object, so every instance of the same sizes
+and model reuses the graph compiled first in the process instead of compiling again (a cold compile costs tens of
 seconds; inductor's on-disk cache, TORCHINDUCTOR_CACHE_DIR where set, makes later processes faster).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -29,6 +34,7 @@ import torch
 
 from backends import threads
 from backends.base import Backend, BackendUnavailable, Info
+from backends.models import MODELS
 from backends.task import TaskConfig
 
 BETAS: tuple[float, float] = (0.9, 0.999)  # torch.optim.Adam's defaults, which the eager modes use
@@ -131,7 +137,9 @@ class TorchBackend(Backend):
     cuda_graph (CUDA only: the whole eager step captured once and replayed), fused (torch.optim.Adam's
     fused kernel, eager and CUDA-graph modes)."""
 
-    step_function: ClassVar[Callable[..., Any] | None] = None  # the module-level step compile mode compiles
+    # per model, the module-level step function compile mode compiles (one code object per backend and model:
+    # Dynamo caches compiled graphs per code object)
+    step_functions: ClassVar[dict[str, Callable[..., Any]]] = {}
     dynamo_settings: ClassVar[dict[str, Any]] = {}  # further Dynamo settings a subclass's step needs
 
     def __init__(
@@ -159,14 +167,16 @@ class TorchBackend(Backend):
         self.compile = bool(compile)
         self.cuda_graph = bool(cuda_graph)
         self.fused = bool(fused)
-        self.h = torch.zeros(1, config.batch_size, config.hidden_size, device=self.torch_device)
+        states = len(MODELS[config.model].state)  # h, or h and c: stacked in one tensor
+        self.h = torch.zeros(states, config.batch_size, config.hidden_size, device=self.torch_device)
         self._graph: Any = None
         self.compile_stats: CompileStats | None = None  # set by the first compiled step
         self._compiled: Callable[..., Any] | None = None
+        self.step_function = self.step_functions.get(config.model)
         if self.compile:
             if self.step_function is None:
-                raise ValueError(f"{self.name}: has no compile mode")
-            self._compiled = compiled_function(type(self).step_function, self.torch_device.type)
+                raise ValueError(f"{self.name}: has no compile mode for the {config.model} model")
+            self._compiled = compiled_function(self.step_function, self.torch_device.type)
         self.module = self.build().to(self.torch_device)
 
     # ---- what a subclass provides ----
@@ -176,12 +186,16 @@ class TorchBackend(Backend):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Predictions (batch, seq_len, 1) and the last hidden state (1, batch, hidden)."""
+        """Predictions (batch, seq_len, 1) and the last state (len(model.state), batch, hidden)."""
         raise NotImplementedError
 
     def kernel(self) -> str:
         """The code path, for Info.kernel."""
         raise NotImplementedError
+
+    def trace_context(self) -> contextlib.AbstractContextManager[Any]:
+        """What must hold while the compiled step runs and may be traced (nothing by default)."""
+        return contextlib.nullcontext()
 
     def trainable(self) -> list[torch.nn.Parameter]:
         return [p for p in self.module.parameters() if p.requires_grad]
@@ -275,7 +289,7 @@ class TorchBackend(Backend):
             try:
                 loss, self.h = self._compiled(*args)
             except torch._dynamo.exc.Unsupported:  # something made Dynamo trace again without our settings
-                with torch._dynamo.config.patch(**self._settings()):
+                with torch._dynamo.config.patch(**self._settings()), self.trace_context():
                     loss, self.h = self._compiled(*args)
         return loss.item()
 
@@ -291,7 +305,7 @@ class TorchBackend(Backend):
 
         graphs, breaks = counters["stats"]["unique_graphs"], sum(counters["graph_break"].values())
         start = time.perf_counter()
-        with torch._dynamo.config.patch(**self._settings()):
+        with torch._dynamo.config.patch(**self._settings()), self.trace_context():
             out = self._compiled(*args)
         self.compile_stats = CompileStats(
             graphs=counters["stats"]["unique_graphs"] - graphs,
@@ -299,7 +313,7 @@ class TorchBackend(Backend):
             seconds=time.perf_counter() - start,
         )
         if self.compile_stats.graphs or self.compile_stats.graph_breaks:
-            COMPILE_LOG.append((type(self).step_function.__name__, self.torch_device.type, self.compile_stats))
+            COMPILE_LOG.append((self.step_function.__name__, self.torch_device.type, self.compile_stats))
         return out
 
     # ---- CUDA graph mode ----

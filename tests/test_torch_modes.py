@@ -1,9 +1,11 @@
 """The PyTorch backends' modes on the CPU: the compile mode's one graph, its sharing between instances,
-its arithmetic against eager mode, and the option checks.
+its arithmetic against eager mode, and the option checks, for every model.
 
 A cold compile costs tens of seconds, so every compiled backend here uses the contract suite's
 sizes (SMALL): in one pytest run they reuse the graphs compiled there, and alone this file compiles
-two (torch-cell's step and torch-rnn's)."""
+six (torch-cell's step and torch-rnn's, for each model)."""
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed")
 
 from backends import _torch_common  # noqa: E402 - after the skip: it imports torch
 from backends.base import Info  # noqa: E402
+from backends.models import MODELS  # noqa: E402
 
 SMALL = TaskConfig(batch_size=3, hidden_size=8, seq_len=5)  # test_contract's sizes: graphs compiled there are reused
 WINDOWS = [window(SMALL, k) for k in range(6)]
@@ -31,14 +34,21 @@ def trajectory(b, windows=WINDOWS):
     return [b.train_step(x, y) for x, y in windows]
 
 
-def test_cell_compile_step_is_exactly_one_graph():
+def small(model: str) -> TaskConfig:
+    return dataclasses.replace(SMALL, model=model)
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_cell_compile_step_is_exactly_one_graph(model):
     """Forward, gradients and Adam are one Dynamo graph with no graph break: every compile of
-    torch-cell's step in this process (this test's or an earlier test's, same sizes) says so."""
-    b = backends.load("torch-cell", SMALL, mode="compile")
+    torch-cell's step for the model in this process (this test's or an earlier test's) says so."""
+    b = backends.load("torch-cell", small(model), mode="compile")
     b.train_step(*WINDOWS[0])
     assert b.compile_stats is not None and b.compile_stats.graph_breaks == 0
-    compiles = [stats for name, device, stats in _torch_common.COMPILE_LOG if name == "cell_step"]
-    assert compiles, "no compile of cell_step was recorded"
+    step = b.step_function.__name__
+    assert step == {"rnn": "cell_step", "lstm": "lstm_cell_step", "gru": "gru_cell_step"}[model]
+    compiles = [stats for name, device, stats in _torch_common.COMPILE_LOG if name == step]
+    assert compiles, f"no compile of {step} was recorded"
     assert all(stats.graphs == 1 and stats.graph_breaks == 0 for stats in compiles), compiles
 
 
@@ -64,9 +74,12 @@ def test_second_instance_reuses_the_compiled_step():
         np.testing.assert_allclose(v, eager.get_weights()[k], rtol=0, atol=1e-5, err_msg=k)
 
 
+@pytest.mark.parametrize("model", list(MODELS))
 @pytest.mark.parametrize("name", ["torch-rnn", "torch-cell"])
-def test_compile_follows_eager(name):
-    """Same arithmetic as torch.optim.Adam in eager mode, through predict, reset_state and set_weights."""
+def test_compile_follows_eager(name, model):
+    """Same arithmetic as torch.optim.Adam in eager mode, through predict, reset_state and set_weights
+    (torch-rnn as benchmarked: both biases trained)."""
+    config = small(model)
 
     def session(b):
         losses = trajectory(b, WINDOWS[:3])
@@ -74,14 +87,14 @@ def test_compile_follows_eager(name):
         losses += trajectory(b, WINDOWS[3:])
         b.reset_state()
         losses += trajectory(b, WINDOWS[:1])
-        b.set_weights(initial_weights(SMALL))  # a fresh start: Adam's moments and step back to zero
+        b.set_weights(initial_weights(config))  # a fresh start: Adam's moments and step back to zero
         losses += trajectory(b, WINDOWS[:2])
         return losses, prediction, b.get_weights()
 
     graphs = dynamo_graphs()
-    compiled = backends.load(name, SMALL, mode="compile")
+    compiled = backends.load(name, config, mode="compile")
     losses_c, prediction_c, weights_c = session(compiled)
-    losses_e, prediction_e, weights_e = session(backends.load(name, SMALL))
+    losses_e, prediction_e, weights_e = session(backends.load(name, config))
     assert compiled.compile_stats.graphs in (0, 1) and compiled.compile_stats.graph_breaks == 0
     assert dynamo_graphs() - graphs == compiled.compile_stats.graphs  # nothing compiled after the first step
     np.testing.assert_allclose(losses_c, losses_e, rtol=1e-5)
@@ -92,12 +105,16 @@ def test_compile_follows_eager(name):
 
 
 def test_compile_leaves_dynamo_settings_as_they_were():
-    """The Dynamo settings the compile mode needs are set only around its first call."""
+    """The Dynamo settings the compile mode needs are set only around its first call, and so is oneDNN's
+    switch that torch-rnn's LSTM is traced without (see TorchRNN.trace_context)."""
     config = torch._dynamo.config
     before = {k: getattr(config, k) for k in ("trace_autograd_ops", "allow_rnn", "recompile_limit")}
+    mkldnn = torch.backends.mkldnn.enabled
     for name in ("torch-rnn", "torch-cell"):
-        backends.load(name, SMALL, mode="compile").train_step(*WINDOWS[0])
+        for model in MODELS:
+            backends.load(name, small(model), mode="compile").train_step(*WINDOWS[0])
     assert {k: getattr(config, k) for k in before} == before
+    assert torch.backends.mkldnn.enabled == mkldnn
 
 
 def test_info_names_mode_and_compiler():
@@ -109,6 +126,14 @@ def test_info_names_mode_and_compiler():
         assert info.mode == "compile" and info.framework.startswith("torch ")
         assert info.compile.startswith("inductor, fullgraph") and "cpp_wrapper" in info.compile
         assert ("allow_rnn" in info.compile) == (name == "torch-rnn")
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_torch_rnn_kernel_names_its_module(model):
+    b = backends.load("torch-rnn", small(model))
+    assert b.info().kernel.startswith(f"ATen {model.upper()}, "), b.info().kernel
+    compiled = backends.load("torch-rnn", small(model), mode="compile")
+    assert compiled.info().kernel.startswith(f"nn.{model.upper()} traced by Dynamo"), compiled.info().kernel
 
 
 @pytest.mark.parametrize("mode", ["eager", "compile"])
