@@ -461,11 +461,17 @@ def _key(record: Record) -> tuple[Any, ...] | None:
 
 def _drop_repeats(run: RunRecords, texts: list[str]) -> None:
     """Keep the first of records repeated whole (the same `texts`) or of one measurement taken twice, and say so
-    in `run.duplicates`; a second, different start record is an error (two runs in one file)."""
+    in `run.duplicates`; a second, different start record is an error (two runs in one file). A run writes its
+    machine record at its start and again at its end, and a backend loaded again writes another loaded record:
+    those repeat by design."""
     seen: dict[str, str] = {}
     keys: dict[tuple[Any, ...], str] = {}
     kept, places = [], []
     for record, place, text in zip(run.records, run.where, texts):
+        if isinstance(record, (Machine, Loaded)):
+            kept.append(record)
+            places.append(place)
+            continue
         key = _key(record)
         if text in seen:
             run.duplicates.append(f"{place} repeats {seen[text]}")

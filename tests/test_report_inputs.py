@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import records
-from benchmarks.records import Case, Finish, Training
+from benchmarks.records import Block, Case, Finish, Loaded, Machine, Training
 from benchmarks.report import cases, columns
 from tests.data.synthetic import cli, one_line_error, start, synthetic, write_run
 
@@ -130,10 +130,20 @@ def test_every_record_repeated_counts_once_and_says_so(tmp_path, run):
     assert [columns.outcome_cell(r) for r in repeated.rows] == ["learned 1/1"]  # not 2/2
     assert repeated.rows[0]["step_repeats"] == once.rows[0]["step_repeats"] == 1
     (warning,) = [w for w in repeated.run.warnings if "repeated" in w]
-    lines = len(text.splitlines())
+    lines = text.splitlines()
+    counted = [json.loads(line)["kind"] not in ("machine", "loaded") for line in lines]  # those repeat by design
     where = twice / FILE
-    assert warning.startswith(f"{lines} repeated record(s) left out, each counted once ({where}, line {lines + 1} "
-                              f"repeats {where}, line 1;")  # fmt: skip
+    assert warning.startswith(f"{sum(counted)} repeated record(s) left out, each counted once ({where}, line "
+                              f"{len(lines) + 1} repeats {where}, line 1;")  # fmt: skip
+
+
+def test_a_machine_record_written_at_the_start_and_again_at_the_end_is_no_repeat(tmp_path):
+    machine = Machine("vm", "cpu", 2, "Linux", "3.11", None, None, {"numpy": "2"}, {"requested": 1})
+    case = Case("numpy", "eager", "cpu", "32x1x10")
+    recs = [start(), machine, Loaded(case, {}, 5), Loaded(case, {}, 5), Block(case, "train_step", 0, 1, [1e-3]),
+            machine, Finish("", True, 0)]  # fmt: skip
+    view = cases.load(write_run(tmp_path / "run", recs))
+    assert view.run.warnings == [] and view.run.records.duplicates == []
 
 
 def test_the_same_measurement_twice_with_other_values_keeps_the_first_and_says_so(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import os
 import re
@@ -34,9 +35,14 @@ def write_run(folder: Path, recs: Iterable[object]) -> Path:
     return folder
 
 
+@functools.cache
+def _records(source: Path) -> tuple[object, ...]:
+    return tuple(records.read(source).records)  # records are frozen: one read serves every copy
+
+
 def copy_records(dst: Path, edit: Callable[[list], list] | None = None, source: Path = SAMPLE) -> Path:
     """A copy of a run's records (upgraded to the current schema), edited as a list of records."""
-    recs = list(records.read(source).records)
+    recs = list(_records(source))
     return write_run(dst, edit(recs) if edit else recs)
 
 
