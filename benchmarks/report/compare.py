@@ -271,32 +271,31 @@ def compare_markdown(a: Side, b: Side) -> str:
     rows = sort(_table(a, b)).to_dict("records")
     keys = [k for k in dict.fromkeys(_key(r) for r in rows) if k[3] in common]
     sticks = yardsticks(a, b, keys)
-    lines += _machine_lines(sticks)
-    lines += [f"Rule: {rule(len(a.views), len(b.views))}", ""]
-    thresholds = ", ".join(f"{m.label} {num(100 * m.relative)}%" for m in MEASURES)
-    lines += [f"Relative thresholds: {thresholds}; the held-out metric: Mann–Whitney U over the learned seeds "
-              f"of each side, 'differs' at p < {ALPHA}.", ""]  # fmt: skip
-    lines += ["| backend | mode | device | size | measure | A | B | B/A | in absolute time | B/A ÷ machine | "
-              "against the rest |", "|---|---|---|---|---|--:|--:|--:|---|--:|---|"]  # fmt: skip
+    table = ["| backend | mode | device | size | measure | A | B | B/A | in absolute time | B/A ÷ machine | "
+             "against the rest |", "|---|---|---|---|---|--:|--:|--:|---|--:|---|"]  # fmt: skip
     label, flagged = a.views[0].run.metric["label"], []
     ra, rb = a.rows, b.rows
     for key in keys:
         in_a, in_b = ra.get(key, []), rb.get(key, [])
         if any(skipped(r) for r in (*in_a, *in_b)) or not in_a or not in_b:
-            lines.append(_line(key, "status", _state(in_a), _state(in_b), "", ""))
+            table.append(_line(key, "status", _state(in_a), _state(in_b), "", ""))
         if not any(not skipped(r) for r in in_a) or not any(not skipped(r) for r in in_b):
             continue  # measured on one side only: its status line says so, there is nothing to compare
         for measure in MEASURES:
-            lines += _measure_lines(key, measure, a, b, sticks, flagged)
-        lines += _metric_line(key, a, b, label)
+            table += _measure_lines(key, measure, a, b, sticks, flagged)
+        table += _metric_line(key, a, b, label)
+    lines += _machine_lines(sticks)
+    lines += [f"**Moved against the rest of the run: {'; '.join(flagged) if flagged else 'none'}.**", ""]
+    lines += [f"Rule: {rule(len(a.views), len(b.views))}", ""]
+    thresholds = ", ".join(f"{m.label} {num(100 * m.relative)}%" for m in MEASURES)
+    lines += [f"Relative thresholds: {thresholds}; the held-out metric: Mann–Whitney U over the learned seeds "
+              f"of each side, 'differs' at p < {ALPHA}.", ""]  # fmt: skip
     lines += [
+        *table,
         "",
-        "B/A > 1: B is slower, larger or less accurate. B/A ÷ machine: B/A over the machine's move "
-        "(above); a case is flagged against the rest when that exceeds the noise and the threshold.",
-        "",
+        "B/A > 1: B is slower, larger or less accurate. B/A ÷ machine: B/A over the machine's "
+        "move (above); a case is flagged against the rest when that exceeds the noise and the threshold.",
     ]
-    summary = "; ".join(flagged) if flagged else "none"
-    lines.append(f"**Moved against the rest of the run: {summary}.**")
     return "\n".join(lines) + "\n"
 
 
