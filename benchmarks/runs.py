@@ -41,9 +41,11 @@ class LockTimeout(OSError):
 
 
 @contextlib.contextmanager
-def locked(results_dir: Path, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+def locked(results_dir: Path, wait_s: float | None = None) -> Iterator[None]:
     """Hold the results folder's lock while `latest`, `index.json` or a dead run's folder change. While
-    another process holds it, say so once (with its pid) and give up after `wait_s` with LockTimeout."""
+    another process holds it, say so once (with its pid) and give up after `wait_s` (default LOCK_WAIT_S,
+    read at the call) with LockTimeout."""
+    wait_s = LOCK_WAIT_S if wait_s is None else wait_s
     path = results_dir / ".lock"
     with open(path, "a+") as handle:
         deadline, said = time.monotonic() + wait_s, False
@@ -90,34 +92,42 @@ def new_run(results_dir: Path) -> tuple[Path, IO[str]]:
     raise RuntimeError(f"cannot create a new run folder in {runs}")
 
 
-def _finished(folder: Path) -> bool:
-    """Whether the run's records end with a complete Finish."""
+def _finish_of(folder: Path) -> records.Finish | None:
+    """The run's last Finish record, if it has one that can be read."""
     try:
-        return records.read(folder).complete
+        return records.read(folder).finish
     except (records.RecordError, OSError):
-        return False
+        return None
 
 
-def _alive(folder: Path) -> bool:
-    """Whether the run writing `folder` still runs (it holds the lock on its .running file)."""
+def claim(folder: Path) -> IO[str] | None:
+    """Take the lock on `folder`'s .running file (made if missing) and return it held; None while the run, or
+    another command finishing it, holds it. A folder that cannot take the file is claimed without a lock."""
     try:
-        with open(folder / RUNNING, "a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            return False
+        handle = open(folder / RUNNING, "a")  # noqa: SIM115 - held until release()
     except OSError:
-        return False
+        return open(os.devnull, "a")  # noqa: SIM115 - a read-only folder: nothing to mark
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def release(folder: Path, handle: IO[str]) -> None:
+    """The run's folder is finished and rendered: its .running file goes, and the lock with it."""
+    with contextlib.suppress(OSError):
+        if handle.name != os.devnull:
+            (folder / RUNNING).unlink()
+    handle.close()
 
 
 def finish_run(partial: Path, complete: bool) -> Path:
-    """Rename the partial folder to its final name (`-incomplete` unless complete)."""
+    """Rename the partial folder to its final name (`-incomplete` unless complete). Its .running file stays,
+    locked by whoever holds it, until the report is written (`release`): a run that renders is alive."""
     final = partial.with_name(partial.name.removesuffix(PARTIAL) + ("" if complete else INCOMPLETE))
     partial.rename(final)
-    with contextlib.suppress(OSError):
-        (final / RUNNING).unlink()
     return final
 
 
@@ -127,33 +137,41 @@ def recover(
     """Finish every partial run whose process has died, and render it; returns those folders. A run killed
     before its last record is labelled incomplete (a Finish record saying so is appended, on a line of its
     own); one killed after that (while its report was being written) was already renamed: it is rendered
-    (it lacks its report file: `report`, or sweep.md for a sweep), not published. Folders are claimed under
-    the results folder's lock, so two commands never recover the same one."""
+    (it lacks its report file: `report`, or sweep.md for a sweep), not published. A folder is claimed by
+    taking the lock on its .running file (a live run holds it until its report is written), and partial
+    folders are renamed under the results folder's lock: two commands never recover the same one."""
     runs = results_dir / "runs"
     found: list[Path] = []
     if not runs.is_dir():
         return found
+    claimed: list[tuple[Path, IO[str]]] = []
     for folder in sorted(runs.iterdir()):  # finished, but killed while its report was being written
         if folder.is_dir() and not folder.name.endswith(PARTIAL) and (folder / FILE).exists():
             if not (folder / report_file(folder, report)).exists() and render is not None:
-                with contextlib.suppress(Exception):
-                    render(folder)
-                    found.append(folder)
-    claimed: list[Path] = []
+                handle = claim(folder)
+                if handle is not None and not (folder / report_file(folder, report)).exists():
+                    claimed.append((folder, handle))
+                elif handle is not None:
+                    handle.close()
     with locked(results_dir):
         for partial in sorted(runs.glob("*" + PARTIAL)):
-            if not partial.is_dir() or _alive(partial):
+            handle = claim(partial) if partial.is_dir() else None
+            if handle is None:
                 continue
-            finished = _finished(partial)
-            if not finished and (partial / FILE).exists():
+            finish = _finish_of(partial)
+            if finish is None and (partial / FILE).exists():
                 _append_finish(partial, "the run's process died; labelled by a later command")
             shutil.rmtree(partial / CACHES, ignore_errors=True)
-            claimed.append(finish_run(partial, complete=finished))
-    for final in claimed:
+            complete = finish is not None and finish.complete
+            claimed.append((finish_run(partial, complete), handle))
+    for final, handle in claimed:
         found.append(final)
-        if render is not None and (final / FILE).exists():
-            with contextlib.suppress(Exception):  # the folder is labelled; a report can be made later
-                render(final)
+        try:
+            if render is not None and (final / FILE).exists():
+                with contextlib.suppress(Exception):  # the folder is labelled; a report can be made later
+                    render(final)
+        finally:
+            release(final, handle)
     return found
 
 
@@ -168,16 +186,21 @@ def report_file(folder: Path, default: str = "comparison.md") -> str:
 
 
 def _append_finish(folder: Path, note: str) -> None:
-    """Append an incomplete Finish record, starting a new line if the last one was cut off."""
+    """Append an incomplete Finish record on a line of its own. A last line cut off mid-record (the run was
+    killed while writing it) is dropped first, as the reader drops it; a whole record that lacks only its
+    newline gets one."""
     path = folder / FILE
-    with open(path, "rb") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size:
-            f.seek(size - 1)
-        torn = size > 0 and f.read(1) != b"\n"
-    if torn:
-        with open(path, "ab") as f:
-            f.write(b"\n")
+    data = path.read_bytes()
+    cut = data.rfind(b"\n") + 1
+    tail = data[cut:]
+    if tail.strip():
+        try:
+            json.loads(tail)
+            with open(path, "ab") as f:
+                f.write(b"\n")
+        except ValueError:
+            with open(path, "r+b") as f:
+                f.truncate(cut)
     writer = records.Writer(folder)
     writer.write(records.Finish(dt.datetime.now().isoformat(timespec="seconds"), False, None, note))
     writer.close()

@@ -62,7 +62,8 @@ def render(folder: Path) -> list[str]:
 def recover(results_dir: Path, progress: Callable[[str], None]) -> None:
     """Label and render the runs under `results_dir` that were killed."""
     for folder in runs.recover(results_dir, render):
-        progress(f"rnn-bench: {folder} was left by a run that was killed; labelled incomplete and rendered")
+        done = "labelled incomplete and rendered" if folder.name.endswith(runs.INCOMPLETE) else "rendered"
+        progress(f"rnn-bench: {folder} was left by a run that was killed; {done}")
 
 
 def open_session(
@@ -118,19 +119,27 @@ def end_session(session: Session, attempted_all: bool, exit_status: int | None =
         except OSError as err:
             session.problems.append(f"cannot rename the run folder {session.folder} ({err.strerror or err})")
             complete = False
-        session.alive.close()
     if note:
         session.problems.append(f"{note}: the run is incomplete, kept as {session.folder}")
+    try:  # the run holds its .running lock until its report is written: no other command renders it meanwhile
+        _report(session, complete, note)
+    finally:
+        runs.release(session.folder, session.alive)
+    return session
+
+
+def _report(session: Session, complete: bool, note: str) -> None:
+    """Render the ended run and publish it when it is worth publishing."""
     try:
         with signals.rendering():
             session.summary = render(session.folder)
     except KeyboardInterrupt as err:
         session.problems.append(f"report cut short by {err}; the next command renders it")
-        return session
+        return
     except Exception as err:  # the records are saved; a report bug must not lose them
         session.problems.append(f"report failed ({one_line(err)})")
         session.problems.append(f"regenerate the report with: python -m benchmarks.report {session.folder}")
-        return session
+        return
     if not complete:
         if not note:
             session.problems.append("the run did not finish: not published as latest")
@@ -143,4 +152,3 @@ def end_session(session: Session, attempted_all: bool, exit_status: int | None =
                 session.published = True
             except OSError as err:
                 session.problems.append(f"cannot publish the run as latest ({one_line(err)})")
-    return session
