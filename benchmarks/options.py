@@ -141,6 +141,18 @@ def _preset(raw: str) -> str:
     return parse_preset(raw)
 
 
+def _cluster(raw: str) -> str:
+    from benchmarks.harness.cluster import parse_address  # imports no Ray: that waits for a run on a cluster
+
+    return parse_address(raw)
+
+
+def _spread(raw: str) -> str:
+    from benchmarks.harness.cluster import parse_spread
+
+    return parse_spread(raw)
+
+
 SWEEP = ("sweep",)
 OPTIONS: tuple[Option, ...] = (
     Option("backends", str, "all", "comma-separated backend names, or all", parse=parse_backends),
@@ -170,6 +182,15 @@ OPTIONS: tuple[Option, ...] = (
         parse=parse_cpu_affinity,
     ),
     Option("results_dir", str, "results", "folder for run folders", setting=False, parse=parse_results_dir),
+    Option("cluster", str, "", "Ray cluster for the case workers: HOST:PORT or auto", setting=False, parse=_cluster),
+    Option(
+        "spread",
+        str,
+        "split",
+        "on a cluster: split the cases across nodes, or every node all",
+        setting=False,
+        parse=_spread,
+    ),
     # the sweep's own: sizes and budgets (see benchmarks/sweep.py)
     Option(
         "sizes",

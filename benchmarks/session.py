@@ -74,14 +74,23 @@ def open_session(
     progress: Callable[[str], None] = print,
     policy: Policy | None = None,
 ) -> Session:
-    """Open a new run folder for `plan` (OSError when the results folder cannot hold one)."""
+    """Open a new run folder for `plan` (OSError when the results folder cannot hold one; with --cluster, first
+    connect: ClusterError, an OptionError, when the cluster cannot take the run)."""
+    cluster = None
+    if opts.cluster:  # the case workers run on a Ray cluster's nodes (benchmarks/harness/cluster.py)
+        from benchmarks.harness.cluster import connect
+
+        cluster = connect(opts, plan, progress)
     results_dir = results_root(opts)
     recover(results_dir, progress)
     with signals.deferred():  # the folder and its Start record come whole; a signal meanwhile ends the run below
         folder, alive = runs.new_run(results_dir)
         caches = folder / runs.CACHES if opts.fresh_caches else None
         writer = records.Writer(folder)
-        harness = Harness(opts, plan, writer, task, progress, caches, policy)
+        if cluster is None:
+            harness = Harness(opts, plan, writer, task, progress, caches, policy)
+        else:
+            harness = cluster.harness(opts, plan, writer, task, progress, caches, policy)  # type: ignore[assignment]
         session = Session(folder, alive, writer, harness, caches)
         try:
             harness.start(list(sys.argv if argv is None else argv))
