@@ -94,6 +94,9 @@ def parse_preset(raw: str) -> str:
 
 def parse(raw: Mapping[str, Any]) -> Options:
     """The sweep's options from values by name; OptionError naming the option otherwise."""
+    sized = [options.BY_NAME[a].flag for a in AXES if a in raw]
+    if sized:  # the table's task options reach the sweep too, but its sizes are --sizes or --preset
+        raise OptionError(f"{', '.join(sized)}: the sweep's sizes are given by --sizes or --preset ({SIZE_FORM})")
     opts = options.parse(raw, "sweep")
     if not opts.accuracy and "train_steps" not in raw:  # time only: fewer windows to convert at each load
         opts = opts.replace(train_steps=TIMING_WINDOWS)
@@ -144,7 +147,8 @@ class Budgets(Policy):
         self.states: dict[tuple[str, str, str], CaseState] = {}
         self.began = time.monotonic()
         self.counts = {"measured": 0, "skipped": 0, "failed": 0}
-        self._seen: dict[Case, list[float]] = {}
+        self._seen: dict[Case, list[float]] = {}  # points started, with their train_step medians
+        self._refused: dict[Case, str] = {}  # points skipped as over budget, and why
 
     def elapsed(self) -> float:
         return time.monotonic() - self.began
@@ -159,6 +163,8 @@ class Budgets(Policy):
         state, size = self.state(case), _size(case)
         if work.kind != "block":  # training and memory only where the point was timed
             return "" if size in state.measured else "not timed at this size"
+        if case in self._refused:  # a point skipped at its first unit is skipped at every later one
+            return self._refused[case]
         if (size, work.op) in state.stopped:
             return "one repeat is enough over --max-call-s"
         if work.repeat > 0:  # a point keeps the repeats it has when the sweep's budget runs out
@@ -166,7 +172,10 @@ class Budgets(Policy):
             return f"sweep budget spent (--budget-s={self.opts.budget_s:g})" if spent else ""
         if case in self._seen:
             return ""
-        return self._reason(state, size, case.device)
+        reason = self._reason(state, size, case.device)
+        if reason:
+            self._refused[case] = reason
+        return reason
 
     def _reason(self, state: CaseState, size: Size, device: str) -> str:
         """Why the point must be skipped as over-budget, or ''. The surest reasons come first; a prediction
@@ -199,7 +208,7 @@ class Budgets(Policy):
 
     def observe(self, work: Work, record: Any, seconds: float) -> None:
         case = work.case
-        if case is None or work.kind != "block":
+        if case is None or work.kind != "block" or case in self._refused:
             return
         state, size = self.state(case), _size(case)
         self._seen.setdefault(case, [])
