@@ -155,13 +155,6 @@ REGISTRY: dict[str, Entry] = {
     ),
 }
 
-# Names used by runs made before modes existed: the report reads them as backend + mode.
-OLD_NAMES: dict[str, tuple[str, str]] = {
-    "torch-rnn-graph": ("torch-rnn", "cuda-graph"),
-    "torch-cell-graph": ("torch-cell", "cuda-graph"),
-    "keras-simplernn-xla": ("keras-simplernn", "xla"),
-}
-
 __all__ = [
     "Backend",
     "BackendUnavailable",

@@ -15,10 +15,10 @@ import dataclasses
 import os
 
 import backends
+from benchmarks.names import OPS
 from benchmarks.options import OptionError, Options
 from benchmarks.records import Case, size_of
 
-OPS = ("train_step", "predict")
 Size = tuple[int, int, int]  # (hidden, batch, seq_len)
 ACTIVATION_FACTOR = 8  # floats kept per hidden unit, stream and step: states, pre-activations, their grads, copies
 

@@ -52,10 +52,6 @@ def render(folder: Path) -> list[str]:
     """Render a run folder's report (a sweep's as a sweep); the terminal summary lines."""
     from benchmarks.report import render as render_run
 
-    if runs.report_file(folder) == "sweep.md":
-        from benchmarks.report.sweep import render_sweep
-
-        return [f"wrote {p}" for p in render_sweep(folder)]
     return render_run(folder)[1]
 
 
@@ -120,6 +116,7 @@ def end_session(session: Session, attempted_all: bool, exit_status: int | None =
         except OSError as err:  # records.WriteError: the folder was made unwritable
             session.harness.close()
             session.problems.append(one_line(err))
+            complete = False  # its last records are missing: never published, whatever the caller attempted
         session.writer.close()
         if session.caches is not None:
             shutil.rmtree(session.caches, ignore_errors=True)

@@ -26,6 +26,7 @@ from backends.task import SIN_TO_COS, Task
 from benchmarks import records
 from benchmarks.harness import machine
 from benchmarks.harness.workers import WorkerFailed, WorkerProcess
+from benchmarks.names import size_parts
 from benchmarks.options import Options
 from benchmarks.plan import Plan, Work
 from benchmarks.records import Case
@@ -209,7 +210,7 @@ class Harness:
 
     def _message(self, case: Case, request: str, **fields: Any) -> dict[str, Any]:
         config = dataclasses.asdict(self.opts.config)
-        hidden, batch, seq_len = (int(v) for v in case.size.split("x"))
+        hidden, batch, seq_len = size_parts(case.size)
         config.update(hidden_size=hidden, batch_size=batch, seq_len=seq_len, model=case.model)
         entry = backends.entry(case.backend)
         return {
@@ -351,7 +352,7 @@ class Harness:
     def _training(self, case: Case) -> None:
         if case.size not in self._held_out:
             self._held_out.add(case.size)
-            hidden, batch, seq_len = (int(v) for v in case.size.split("x"))
+            hidden, batch, seq_len = size_parts(case.size)
             config = dataclasses.replace(
                 self.opts.config, hidden_size=hidden, batch_size=batch, seq_len=seq_len, model=case.model
             )
