@@ -166,10 +166,12 @@ def _end_run(session: pytest.Session, exitstatus: int) -> None:
     stopped = bool(session.shouldfail or session.shouldstop)
     attempted_all = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not stopped
     end_session(state, attempted_all, int(exitstatus))
-    if signals.received():  # our one line replaces pytest's KeyboardInterrupt report
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None and hasattr(reporter, "_keyboardinterrupt_memo"):
-            reporter._keyboardinterrupt_memo = None
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    memo = getattr(reporter, "_keyboardinterrupt_memo", None)
+    crash = getattr(memo, "reprcrash", None)
+    # our lines replace pytest's report of an interrupt, or of our own pytest.exit (the run's problems say it)
+    if memo is not None and (signals.received() or "rnn-bench: " in getattr(crash, "message", "")):
+        reporter._keyboardinterrupt_memo = None
 
 
 def _print_summary(config: pytest.Config) -> None:

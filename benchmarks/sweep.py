@@ -253,7 +253,7 @@ def run_sweep(opts: Options, progress: Callable[[str], None] = print, argv: Sequ
     session = open_session(opts, plan, list(sys.argv if argv is None else argv), progress=progress, policy=budgets)
     sizes = list(dict.fromkeys(c.size for c in plan.cases))
     progress(f"sweep: {len(sizes)} sizes ({', '.join(sizes)}) into {session.folder}")
-    attempted_all, status = False, 0
+    attempted_all, status, stopped = False, 0, ""
     try:
         for work in plan.work:
             signals.check()  # a signal whose KeyboardInterrupt was swallowed where it landed still stops the sweep
@@ -270,13 +270,12 @@ def run_sweep(opts: Options, progress: Callable[[str], None] = print, argv: Sequ
         status = 130
         progress(f"sweep: interrupted by {err or 'SIGINT'}; what was measured is kept")
     except OSError as err:  # records.WriteError: the run folder became unwritable
-        status = 1
-        progress(f"sweep: {one_line(err)}")
+        status, stopped = 1, one_line(err)
     end_session(session, attempted_all, status)
     progress(f"sweep: {budgets.elapsed():.0f} s")
     for line in session.summary:
         progress(line)
-    for problem in session.problems:
+    for problem in dict.fromkeys([stopped, *session.problems] if stopped else session.problems):  # each once
         progress(f"sweep: {problem}")
     where = " (published as latest)" if session.published else " (not published)"
     progress(f"sweep: run folder {session.folder}{where}")
@@ -307,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:
         print(f"sweep: cannot create a run folder ({one_line(err)})", file=sys.stderr)
         return 1
-    return 0 if result.complete else 130
+    return 0 if result.complete else 130 if signals.received() else 1
 
 
 def _one_line_error(parser: argparse.ArgumentParser) -> Callable[[str], None]:

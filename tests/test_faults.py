@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,94 @@ def test_the_report_command_labels_a_killed_run(earlier, tmp_path):
     (labelled,) = set((results / "runs").glob("*" + runs.INCOMPLETE)) - incomplete_before
     assert "labelled " + labelled.name in shown.stdout
     assert (labelled / "comparison.md").exists() and not records.read(labelled).complete
+
+
+def start_then(results: Path, action, sweep: bool = False) -> tuple[subprocess.CompletedProcess, Path, bytes]:
+    """Start a benchmark run (or a sweep), apply `action(partial folder)` once its first step block is recorded,
+    and let the run end; the result, the partial folder and its records as they were right after the action."""
+    if sweep:
+        cmd = [sys.executable, "-m", "benchmarks.sweep", "--backends=numpy", "--sizes=16x1x5,32x1x10"]
+        cmd += ["--point-budget-s=0.2", "--repeats=3", f"--results-dir={results}"]
+    else:
+        cmd = [sys.executable, "-m", "pytest", "--benchmark-only", "-p", "no:cacheprovider", "-q"]
+        cmd += [f"--results-dir={results}", "--backends=numpy", *TINY, "--repeats=4", "--no-memory"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    runs_dir = results / "sweeps" / "runs" if sweep else results / "runs"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        partial = next(iter(runs_dir.glob("*" + runs.PARTIAL)), None)
+        if partial is not None and '"kind":"block"' in (partial / records.FILE).read_text(encoding="utf-8"):
+            action(partial)
+            kept = (partial / records.FILE).read_bytes()
+            out = proc.communicate(timeout=300)[0]
+            return subprocess.CompletedProcess(cmd, proc.returncode, out), partial, kept
+        time.sleep(0.002)
+    proc.kill()
+    pytest.fail(f"the run never recorded a step block:\n{proc.communicate()[0][-2000:]}")
+
+
+@pytest.mark.parametrize(("target", "sweep"), [("records", False), ("folder", False), ("records", True)])
+def test_a_run_whose_folder_becomes_read_only_stops_at_once_in_one_line(tmp_path, target, sweep):
+    """The Writer checks the mode bits, so this holds for root too: nothing more is written, the run stops at
+    the unit that could not record, says so in one line naming the file, and is never published."""
+    results = tmp_path / "results"
+
+    def make_read_only(partial: Path) -> None:
+        os.chmod(partial / records.FILE if target == "records" else partial, 0o444 if target == "records" else 0o555)
+
+    ended, partial, kept = start_then(results, make_read_only, sweep)
+    out = ended.stdout
+    assert ended.returncode != 0
+    assert "Traceback (most recent call last)" not in out and "INTERNALERROR" not in out
+    named = [line for line in out.splitlines() if f"cannot write {partial / records.FILE}" in line]
+    assert len(named) == 1 and named[0].endswith("the run stops here"), out[-3000:]
+    (folder,) = partial.parent.iterdir()
+    os.chmod(folder, 0o755)
+    assert folder.name == partial.name.removesuffix(runs.PARTIAL) + runs.INCOMPLETE
+    assert (folder / records.FILE).read_bytes() == kept  # what was recorded stays; nothing after
+    if not sweep:
+        units = kept.count(b'"kind":"block"') + kept.count(b'"kind":"overhead"')
+        assert f"{units} passed" in out  # no unit ran after the one that could not record
+    else:
+        assert "[failed]" not in out and out.count("@cpu") <= 1  # no later point was tried
+    root = partial.parent.parent
+    assert not (root / "latest").exists() and not (root / "index.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("where", "says"),
+    [
+        ("folder", "is a folder; give a file name"),
+        ("missing/bench.json", "does not exist"),
+        ("/proc/self/bench.json", "not writable"),
+    ],
+)
+def test_an_unusable_benchmark_json_is_refused_before_the_run_folder_is_made(tmp_path, where, says):
+    results = tmp_path / "results"
+    (tmp_path / "folder").mkdir()
+    target = where if where.startswith("/") else str(tmp_path / where)
+    ended = bench(results, None, f"--benchmark-json={target}")
+    assert ended.returncode == 4  # pytest's usage error
+    errors = [line for line in (ended.stdout + ended.stderr).splitlines() if line.startswith("ERROR:")]
+    assert errors == [f"ERROR: --benchmark-json {target}: " + errors[0].split(": ", 2)[2]] and says in errors[0]
+    assert "Traceback" not in ended.stdout + ended.stderr
+    assert not results.exists()
+
+
+def test_a_size_that_cannot_fit_is_refused_before_anything_runs(tmp_path):
+    from backends.task import LIMITS
+    from benchmarks.plan import estimated_bytes, machine_bytes
+
+    size = (LIMITS["hidden_size"], LIMITS["batch_size"], LIMITS["seq_len"])
+    assert estimated_bytes(size) > machine_bytes()  # terabytes: within each option's bounds, not together
+    results = tmp_path / "results"
+    flags = [f"--hidden-size={size[0]}", f"--batch-size={size[1]}", f"--seq-len={size[2]}"]
+    ended = bench(results, None, *flags)
+    assert ended.returncode == 4
+    errors = [line for line in (ended.stdout + ended.stderr).splitlines() if line.startswith("ERROR:")]
+    need, have = estimated_bytes(size) / 2**30, machine_bytes() / 2**30
+    assert errors == [
+        f"ERROR: size 4096x4096x10000 needs about {need:.3g} GiB per case, more than this machine's {have:.3g} GiB: "
+        "choose a smaller --hidden-size, --batch-size or --seq-len"
+    ]
+    assert not results.exists()
