@@ -119,6 +119,8 @@ def test_a_killed_run_keeps_every_finished_measurement(earlier, fault, kept):
     assert folder.name.endswith(runs.INCOMPLETE)
     got = records.read(folder)
     assert not got.complete
+    assert (folder / records.FILE).read_text().count('"kind":"finish"') == 1  # one end, by the run or its recovery
+    assert not (folder / runs.CACHES).exists() and not (folder / runs.RUNNING).exists()
     for cls, n in kept.items():
         assert len(got.of(cls)) == n, (cls.__name__, [r.kind for r in got.records])
     assert (folder / "comparison.md").exists()  # what it holds is rendered
