@@ -67,7 +67,7 @@ class KerasTorch(Backend):
             self.net.reset_state()
 
     def _to_native(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(array.copy()).to(self.torch_device)  # its own memory, not the caller's array
+        return torch.from_numpy(array).to(self.torch_device)  # `prepare` hands over a copy of its own
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         if self.scope:

@@ -40,8 +40,8 @@ def inner(only: str | None = None) -> str:
     """The Keras backend this subprocess checks; skips unless in one (checking `only`, where given)."""
     name = os.environ.get(INNER)
     if name is None or (only and name != only):
-        where = only or "keras-jax and keras-torch"
-        pytest.skip(f"runs in the {where} subprocesses of test_parity_and_contract_in_a_process_of_its_own")
+        where = f"the {only} subprocess" if only else "the keras-jax and keras-torch subprocesses"
+        pytest.skip(f"runs in {where} of test_parity_and_contract_in_a_process_of_its_own")
     return name
 
 
