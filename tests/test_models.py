@@ -140,3 +140,21 @@ def test_torch_rnn_gru_trains_both_biases_whatever_freeze_bias_hh_says():
         assert "both biases canonical" in b.info().kernel
         np.testing.assert_allclose([b.train_step(*window(config, k)) for k in range(3)], expected, rtol=1e-5)
         np.testing.assert_allclose(b.get_weights()["b_h"], reference.get_weights()["b_h"], rtol=0, atol=1e-6)
+
+
+def test_numba_activations_are_exact_to_float32():
+    """The floor's vectorised sigmoid and tanh (a call-free exp) round to the same float32 as the float64
+    functions, over the range gates see, near 0 where tanh's 1 - e cancels, and far out where they saturate."""
+    numba_rnn = pytest.importorskip("backends.numba_rnn", reason="numba is not installed")
+    rng = np.random.default_rng(0)
+    a = np.concatenate(
+        [rng.normal(0, 4, 20000), rng.normal(0, 1e-4, 2000), [0.0, -0.0, 1e-30, -88.7, 88.7, 710.0, -1e4, 3e38]]
+    ).astype(np.float32)
+    wide = a.astype(np.float64)
+    scratch = np.empty(a.size), np.empty(a.size), np.empty(a.size, np.int64)
+    out = np.empty_like(a)
+    numba_rnn._activate(a, out, True, *scratch)
+    np.testing.assert_array_equal(out, np.tanh(wide).astype(np.float32))
+    numba_rnn._activate(a, out, False, *scratch)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(out, (1.0 / (1.0 + np.exp(-wide))).astype(np.float32))
