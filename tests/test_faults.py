@@ -1,9 +1,12 @@
 """Nothing measured is lost: a run killed or failing at any stage keeps every finished measurement.
 
 A plugin loaded with `-p` kills the benchmark process (or raises) right after the n-th record of
-one kind was written, or when the report starts writing; then the next command that touches the
-results folder labels the run incomplete and renders what it holds. Earlier runs, `latest` and
-`index.json` are never harmed.
+one kind was written (records are written by the run's own process; its cases run in workers), or
+when the report starts writing; then the next command that touches the results folder labels the
+run incomplete, with one Finish record, and renders what it holds. Earlier runs, `latest` and
+`index.json` are never harmed. A records file or run folder made read-only mid-run stops the run at
+once, in one line naming the file, never published; a `--benchmark-json` that cannot be written and
+a size that cannot fit in memory are refused before any run folder is made.
 """
 
 import json
