@@ -166,3 +166,42 @@ def test_sigterm_in_the_first_second(tmp_path, command, delay):
     folders = check_rule(command, results, proc, out)
     assert proc.returncode != 0
     assert all(f.name.endswith(runs.INCOMPLETE) for f in folders)
+
+
+@pytest.fixture
+def rule():
+    """The signal rule of this process, forgotten afterwards (the handler is called as the signal would call it)."""
+    from benchmarks import signals as rule
+
+    rule.reset()
+    yield rule
+    rule.reset()
+
+
+def test_the_first_signal_raises_an_impatient_repeat_is_only_noted(rule):
+    with pytest.raises(KeyboardInterrupt, match="SIGINT"):
+        rule._handler(signal.SIGINT, None)
+    rule._handler(signal.SIGINT, None)  # 0.05 s later, as a second Ctrl-C: the run's clean-up goes on
+    assert rule.received() == ["SIGINT", "SIGINT"]
+    with pytest.raises(KeyboardInterrupt, match="SIGINT"):
+        rule.check()  # before the next unit: the run stops, whatever swallowed the first
+
+
+def test_signals_are_only_noted_while_the_run_finishes_and_cut_its_rendering(rule):
+    with rule.deferred():
+        rule._handler(signal.SIGTERM, None)
+        rule._handler(signal.SIGHUP, None)
+    assert rule.received() == ["SIGTERM", "SIGHUP"]
+    with rule.rendering(), pytest.raises(KeyboardInterrupt, match="SIGINT"):
+        rule._handler(signal.SIGINT, None)  # a repeat too: the report can be made again later
+    rule.settle()  # the run is over
+    rule._handler(signal.SIGINT, None)
+    assert len(rule.received()) == 4
+
+
+def test_an_interrupt_no_one_catches_is_one_line(tmp_path):
+    code = "from benchmarks import signals; signals.install(); import os, signal, time\n"
+    code += "os.kill(os.getpid(), signal.SIGTERM); time.sleep(5)\n"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and done.stdout == ""
+    assert done.stderr.splitlines() == ["rnn-bench: interrupted by SIGTERM"]
