@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import backends
 from benchmarks import options, records, sweep
 from benchmarks.harness.cluster import SLOT
 
@@ -147,6 +148,32 @@ def test_a_node_killed_mid_run_costs_at_most_the_unit_in_flight(ray_cluster, tmp
     assert any("left (" in line and "move to" in line for line in lines), lines
     machines = (result[0].folder / records.FILE).read_text().count('"kind":"machine"')
     assert machines == 3 + 2  # every node's first record; the two left at the end
+
+
+@needs_ray
+def test_a_worker_that_crashes_or_hangs_on_a_node_fails_its_own_units_only(ray_cluster, tmp_path, monkeypatch):
+    from fault_backends import ABORT_AT_THIRD, SLEEPS_FOREVER
+
+    monkeypatch.setitem(backends.REGISTRY, "abort-at-3", ABORT_AT_THIRD)  # defined here: the node's worker
+    monkeypatch.setitem(backends.REGISTRY, "sleeps-forever", SLEEPS_FOREVER)  # imports it from its own copy
+    chosen = {"backends": "numpy,abort-at-3,sleeps-forever", "sizes": "16x1x10", "repeats": "1", "worker_timeout": "2"}
+    lines = []
+    result = sweep.run_sweep(sweep_opts(tmp_path, cluster=ray_cluster.address, **chosen), lines.append, ["test"])
+    assert result.complete
+    run = records.read(result.folder)
+    measured = {(b.case.backend, b.op) for b in run.of(records.Block)}
+    assert measured == {
+        ("numpy", "train_step"),
+        ("numpy", "predict"),
+        ("abort-at-3", "predict"),
+        ("sleeps-forever", "predict"),
+    }
+    failed = {(s.case.backend, s.where): s.reason for s in run.of(records.Skipped) if s.status == "failed"}
+    assert "SIGABRT" in failed["abort-at-3", "train_step block, repeat 0"]
+    hung = failed["sleeps-forever", "train_step block, repeat 0"]
+    assert "no answer within 8 s (--worker-timeout); worker stopped" in hung and "sleeps forever" in hung
+    assert not any("left (" in line for line in lines)  # a worker's end is not its node's
+    assert not [p for p, cmd in descendants(os.getpid()).items() if "benchmarks.harness.worker" in cmd]
 
 
 def descendants(pid):
