@@ -113,6 +113,8 @@ class ClusterHarness:
         self._started = False
         self._closed = False
         self._shared = _Locked(self.policy)
+        self._moving = threading.RLock()  # a lost node's work is moved to a node still taking work
+        self._drained: set[str] = set()  # lost nodes whose thread has handed its work on
         for node, _ in self._shares():
             self._queues[node.label] = queue.Queue()
         for node, todo in self._shares():
@@ -274,6 +276,12 @@ class ClusterHarness:
 
     def _serve(self, node: Node) -> None:
         """A node's thread: its shares, unit by unit, in plan order."""
+        try:
+            self._serve_shares(node)
+        except BaseException as err:  # a bug here must not leave the run waiting for ever
+            self._deliver(-1, node.label, "error", err)
+
+    def _serve_shares(self, node: Node) -> None:
         while True:
             share = self._queues[node.label].get()
             if share is None:
@@ -298,12 +306,13 @@ class ClusterHarness:
                     node.check()
             if node.lost:
                 share.harness.close()
-                self._orphan(node, share.todo)
-                while not self._queues[node.label].empty():
-                    left = self._queues[node.label].get()
-                    if left is None:
-                        return
-                    self._orphan(node, left.todo)
+                with self._moving:  # no share is queued to this node after this
+                    self._drained.add(node.label)
+                    self._orphan(node, share.todo)
+                    while not self._queues[node.label].empty():
+                        left = self._queues[node.label].get()
+                        if left is not None:
+                            self._orphan(node, left.todo)
                 return
 
     def _orphan(self, node: Node, todo: list[int]) -> None:
@@ -314,8 +323,10 @@ class ClusterHarness:
         for i in overhead:  # the harness's own cost on that node: gone with it
             self._deliver(i, node.label, "failed", f"node {node.label} left the cluster ({node.lost})")
         todo = [i for i in todo if i not in overhead]
-        alive = [n for n in self.nodes if not n.lost]
-        if todo and self.opts.spread == "split" and alive:
+        if not todo:
+            return
+        alive = [n for n in self.nodes if not n.lost and n.label not in self._drained]
+        if self.opts.spread == "split" and alive:
             cuda = any(self.plan.work[i].case.device == "cuda" for i in todo)
             able = [n for n in alive if n.gpu] if cuda else []
 
