@@ -1,8 +1,15 @@
-"""`jax-scan`: the formula in JAX, the recurrence as `jax.lax.scan`, the whole step one `jax.jit` function.
+"""`jax-scan`: the formulas in JAX, the recurrence as `jax.lax.scan`, the whole step one `jax.jit` function.
 
-h_t = tanh(x_t W_xh + h_{t-1} W_hh + b_h), q_t = h_t W_hq + b_q, with the canonical weights as a
-params pytree. One compiled function does the forward pass, the gradient, optax's Adam update and
-returns the new carried state; `predict` is a second compiled function (forward only).
+Every model of backends/models.py, written by hand from its equations with the canonical weights as
+the params pytree, as they are (no layout to map: JAX has no recurrent layer of its own here):
+    rnn   h' = tanh(x W_xh + h W_hh + b_h)
+    lstm  [i f g o] = x W_x + h W_h + b;  c' = σ(f) c + σ(i) tanh(g);  h' = σ(o) tanh(c')
+    gru   [r z n]_x = x W_x + b_x, [r z n]_h = h W_h + b_h;  r, z = σ(.. + ..);  n = tanh(n_x + r n_h);
+          h' = (1 - z) n + z h   (reset after the recurrent matmul)
+and q_t = h_t W_hq + b_q. The input projection is one matmul for the whole window; only the recurrence
+scans. The carried state is a tuple, (h,) or (h, c). One compiled function does the forward pass, the
+gradient, optax's Adam update and returns the new carried state; `predict` is a second compiled
+function (forward only).
 
 Modes: `jit` is the code most JAX users write. `fast` (option fast=True) is the fastest found on the
 CPU: the scan fully unrolled (up to UNROLL_MAX steps, in blocks beyond); params, Adam state and the
@@ -25,8 +32,10 @@ and nothing is recorded.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from backends import threads
@@ -58,7 +67,11 @@ import optax  # noqa: E402
 from jax._src import xla_bridge  # noqa: E402 - whether JAX created its clients, and the flag they read
 
 from backends.base import Backend, BackendUnavailable, Info  # noqa: E402
-from backends.task import WEIGHT_NAMES, TaskConfig  # noqa: E402
+from backends.models import MODELS  # noqa: E402
+from backends.task import TaskConfig  # noqa: E402
+
+Params = dict[str, jax.Array]
+State = tuple[jax.Array, ...]  # (h,) or (h, c)
 
 # Full float32 matmuls: on a GPU, XLA's default precision may use TF32, which the oracle does not.
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -97,45 +110,101 @@ def _dispatch_text(fast: bool) -> str:
     return f"synchronous CPU dispatch ({_ASYNC_FLAG}=False set {who}, process-wide)"
 
 
-def forward(
-    params: dict[str, jax.Array], x: jax.Array, h0: jax.Array, unroll: int | bool = 1
-) -> tuple[jax.Array, jax.Array]:
-    """Predictions (batch, seq_len, 1) and the last hidden state (batch, hidden) from h0."""
-    xw = jnp.matmul(x, params["W_xh"], precision=_HIGHEST) + params["b_h"]  # input projection, all steps at once
+def _mm(a: jax.Array, b: jax.Array) -> jax.Array:
+    return jnp.matmul(a, b, precision=_HIGHEST)
 
-    def cell(h: jax.Array, xw_t: jax.Array) -> tuple[jax.Array, jax.Array]:
-        h = jnp.tanh(xw_t + jnp.matmul(h, params["W_hh"], precision=_HIGHEST))
-        return h, h
 
+# Each cell: the input projection of the whole window, and one time step (state, projected input) ->
+# (state, h). The state is a tuple: (h,) for rnn and gru, (h, c) for lstm.
+
+
+def rnn_project(p: Params, x: jax.Array) -> jax.Array:
+    return _mm(x, p["W_xh"]) + p["b_h"]
+
+
+def rnn_cell(p: Params, state: State, xw_t: jax.Array) -> tuple[State, jax.Array]:
+    h = jnp.tanh(xw_t + _mm(state[0], p["W_hh"]))
+    return (h,), h
+
+
+def lstm_project(p: Params, x: jax.Array) -> jax.Array:
+    return _mm(x, p["W_x"]) + p["b"]
+
+
+def lstm_cell(p: Params, state: State, xw_t: jax.Array) -> tuple[State, jax.Array]:
+    h, c = state
+    i, f, g, o = jnp.split(xw_t + _mm(h, p["W_h"]), 4, axis=-1)  # gate order i, f, g, o
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    h = jax.nn.sigmoid(o) * jnp.tanh(c)
+    return (h, c), h
+
+
+def gru_project(p: Params, x: jax.Array) -> jax.Array:
+    return _mm(x, p["W_x"]) + p["b_x"]
+
+
+def gru_cell(p: Params, state: State, xw_t: jax.Array) -> tuple[State, jax.Array]:
+    (h,) = state
+    x_r, x_z, x_n = jnp.split(xw_t, 3, axis=-1)  # gate order r, z, n
+    h_r, h_z, h_n = jnp.split(_mm(h, p["W_h"]) + p["b_h"], 3, axis=-1)
+    r, z = jax.nn.sigmoid(x_r + h_r), jax.nn.sigmoid(x_z + h_z)
+    n = jnp.tanh(x_n + r * h_n)  # reset after the recurrent matmul
+    h = (1.0 - z) * n + z * h
+    return (h,), h
+
+
+CELLS: dict[str, tuple[Callable[..., jax.Array], Callable[..., tuple[State, jax.Array]]]] = {
+    "rnn": (rnn_project, rnn_cell),
+    "lstm": (lstm_project, lstm_cell),
+    "gru": (gru_project, gru_cell),
+}
+
+
+def forward(model: str, params: Params, x: jax.Array, state: State, unroll: int | bool = 1) -> tuple[jax.Array, State]:
+    """Predictions (batch, seq_len, 1) and the last state, from `state`, for `model`."""
+    project, cell = CELLS[model]
+    xw = project(params, x)  # input projection, all steps at once
     # scan runs over the leading (time) axis; unroll=True writes every step out (no loop in the program)
-    h_last, hs = jax.lax.scan(cell, h0, jnp.swapaxes(xw, 0, 1), unroll=unroll)
-    q = jnp.matmul(jnp.swapaxes(hs, 0, 1), params["W_hq"], precision=_HIGHEST) + params["b_q"]
-    return q, h_last
+    last, hs = jax.lax.scan(lambda s, xw_t: cell(params, s, xw_t), state, jnp.swapaxes(xw, 0, 1), unroll=unroll)
+    q = _mm(jnp.swapaxes(hs, 0, 1), params["W_hq"]) + params["b_q"]
+    return q, last
 
 
-def make_step(optimizer: optax.GradientTransformation, unroll: int | bool = 1, donate: bool = False) -> Any:
-    """The jitted training step: (params, opt_state, h0, x, y) -> (params, opt_state, h_last, loss).
-    With donate, the step may reuse the buffers of params, opt_state and h0 for its outputs."""
+def make_step(model: str, optimizer: optax.GradientTransformation, unroll: int | bool = 1, donate: bool = False) -> Any:
+    """The jitted training step: (params, opt_state, state, x, y) -> (params, opt_state, last state, loss).
+    With donate, the step may reuse the buffers of params, opt_state and state for its outputs."""
 
-    def loss_fn(params: Any, x: jax.Array, y: jax.Array, h0: jax.Array) -> tuple[jax.Array, jax.Array]:
-        q, h_last = forward(params, x, h0, unroll)
-        return jnp.mean((q - y) ** 2), h_last
+    def loss_fn(params: Any, x: jax.Array, y: jax.Array, state: State) -> tuple[jax.Array, State]:
+        q, last = forward(model, params, x, state, unroll)
+        return jnp.mean((q - y) ** 2), last
 
-    def step(params: Any, opt_state: Any, h0: jax.Array, x: jax.Array, y: jax.Array) -> tuple[Any, ...]:
-        # Gradients are taken with respect to params only: h0 is an input of the step, a constant to it,
-        # so the carried state is detached (truncated BPTT) without a stop_gradient.
-        (loss, h_last), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y, h0)
+    def step(params: Any, opt_state: Any, state: State, x: jax.Array, y: jax.Array) -> tuple[Any, ...]:
+        # Gradients are taken with respect to params only: the state is an input of the step, a constant to
+        # it, so the carried state is detached (truncated BPTT) without a stop_gradient.
+        (loss, last), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, y, state)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, h_last, loss
+        return optax.apply_updates(params, updates), opt_state, last, loss
 
     return jax.jit(step, donate_argnums=(0, 1, 2) if donate else ())
 
 
+@functools.lru_cache(maxsize=None, typed=True)  # typed: unroll=True is not unroll=1
+def compiled(model: str, lr: float, eps: float, unroll: int | bool, donate: bool) -> tuple[Any, Any, Any]:
+    """Adam, the jitted step and the jitted forward for one model and mode, shared by every instance in the
+    process: jax.jit caches its compiled programs per function and input shapes, so a second backend of
+    the same model, mode and size compiles nothing (as torch.compile's cache per code object does for the
+    PyTorch backends). The harness runs each case in a process of its own, so its first call is cold."""
+    optimizer = optax.adam(lr, b1=0.9, b2=0.999, eps=eps)
+    forward_fn = jax.jit(lambda params, x, state: forward(model, params, x, state, unroll))
+    return optimizer, make_step(model, optimizer, unroll, donate), forward_fn
+
+
 class JaxScan(Backend):
-    """Hand-written tanh RNN in JAX: lax.scan over time, the whole training step jit-compiled.
+    """Hand-written cells in JAX: lax.scan over time, the whole training step jit-compiled.
     Option fast: unrolled scan, donated buffers, synchronous CPU dispatch (see the module doc)."""
 
     name = "jax-scan"
+    models = tuple(MODELS)
 
     def __init__(self, config: TaskConfig, device: str = "cpu", fast: bool = False) -> None:
         super().__init__(config, device)
@@ -155,43 +224,46 @@ class JaxScan(Backend):
         if _THREADS_APPLIED is not None:
             # inter_op 0: JAX has no inter-op pool setting; XLA's default is in force
             threads.record("jax", intra_op=_THREADS_APPLIED, inter_op=0)
-        self.optimizer = optax.adam(config.lr, b1=0.9, b2=0.999, eps=config.adam_eps)
         self.unroll: int | bool = (True if config.seq_len <= UNROLL_MAX else UNROLL_MAX) if self.fast else 1
-        self.h: jax.Array = self._zeros()
-        self.params: dict[str, jax.Array] = {}
+        self.state: State = self._zeros()
+        self.params: Params = {}
         self.opt_state: Any = None
-        # Compiled once per instance (shapes are fixed by the config); set_weights only swaps the arrays.
-        self._step = make_step(self.optimizer, self.unroll, donate=self.fast)
-        unroll = self.unroll
-        self._forward = jax.jit(lambda params, x, h0: forward(params, x, h0, unroll))  # a new function: own cache
+        # Compiled at the first call (shapes are fixed by the config); set_weights only swaps the arrays.
+        self.optimizer, self._step, self._forward = compiled(
+            config.model, config.lr, config.adam_eps, self.unroll, self.fast
+        )
 
-    def _zeros(self) -> jax.Array:
-        # a fresh buffer each time: the fast step donates (consumes) the state it is given
-        return jax.device_put(np.zeros((self.config.batch_size, self.config.hidden_size), np.float32), self.jax_device)
+    def _zeros(self) -> State:
+        # fresh buffers each time: the fast step donates (consumes) the state it is given
+        shape = (self.config.batch_size, self.config.hidden_size)
+        return tuple(
+            jax.device_put(np.zeros(shape, np.float32), self.jax_device) for _ in MODELS[self.config.model].state
+        )
 
     def _set_weights(self, weights: dict[str, np.ndarray]) -> None:
         # device_put on the CPU may keep using the numpy buffer it is given: copy into JAX's own memory
-        params = {name: jax.device_put(weights[name], self.jax_device).copy() for name in WEIGHT_NAMES}
+        params = {name: jax.device_put(weights[name], self.jax_device).copy() for name in self.config.weight_names}
         opt_state = jax.device_put(self.optimizer.init(params), self.jax_device)  # fresh Adam
         self.params, self.opt_state = params, opt_state
 
     def _get_weights(self) -> dict[str, np.ndarray]:
-        return {name: np.array(self.params[name]) for name in WEIGHT_NAMES}  # a copy: donated buffers get reused
+        # copies: donated buffers get reused
+        return {name: np.array(self.params[name]) for name in self.config.weight_names}
 
     def reset_state(self) -> None:
-        self.h = self._zeros()
+        self.state = self._zeros()
 
     def _to_native(self, array: np.ndarray) -> jax.Array:
         return jax.device_put(array, self.jax_device).copy()  # its own buffer, not the caller's numpy memory
 
     def _train_step(self, x: jax.Array, y: jax.Array) -> float:
-        self.params, self.opt_state, self.h, loss = self._step(self.params, self.opt_state, self.h, x, y)
+        self.params, self.opt_state, self.state, loss = self._step(self.params, self.opt_state, self.state, x, y)
         if self.fast:  # float() of a jax.Array costs ~35 µs more on the CPU than going through numpy
             return float(np.asarray(loss))
         return float(loss)  # waits for the device
 
     def _predict(self, x: jax.Array) -> np.ndarray:
-        q, self.h = self._forward(self.params, x, self.h)
+        q, self.state = self._forward(self.params, x, self.state)
         return np.array(q)  # the copy to the host waits for the device
 
     @property
@@ -202,7 +274,7 @@ class JaxScan(Backend):
         return _Dispatch.synchronous
 
     def synchronize(self) -> None:
-        jax.block_until_ready((self.params, self.opt_state, self.h))
+        jax.block_until_ready((self.params, self.opt_state, self.state))
 
     def device_peak_bytes(self) -> int | None:
         if self.device != "cuda":
@@ -213,10 +285,10 @@ class JaxScan(Backend):
     def info(self) -> Info:
         if self.fast:
             unrolled = "fully unrolled" if self.unroll is True else f"unrolled in blocks of {self.unroll}"
-            kernel = f"lax.scan {unrolled}, donated buffers, whole step one XLA program"
+            kernel = f"{self.config.model} by hand, lax.scan {unrolled}, donated buffers, whole step one XLA program"
             compile_ = f"XLA via jax.jit, donate_argnums=(params, Adam state, hidden state), scan unroll={self.unroll}"
         else:
-            kernel = "lax.scan, whole step one XLA program"
+            kernel = f"{self.config.model} by hand, lax.scan, whole step one XLA program"
             compile_ = "XLA via jax.jit"
         if self.device == "cpu":
             compile_ += f"; {_dispatch_text(self.fast)}"
