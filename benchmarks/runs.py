@@ -159,11 +159,14 @@ def recover(
             if handle is None:
                 continue
             finish = _finish_of(partial)
-            if finish is None and (partial / FILE).exists():
-                _append_finish(partial, "the run's process died; labelled by a later command")
-            shutil.rmtree(partial / CACHES, ignore_errors=True)
-            complete = finish is not None and finish.complete
-            claimed.append((finish_run(partial, complete), handle))
+            try:
+                if finish is None and (partial / FILE).exists():
+                    _append_finish(partial, "the run's process died; labelled by a later command")
+                shutil.rmtree(partial / CACHES, ignore_errors=True)
+                complete = finish is not None and finish.complete
+                claimed.append((finish_run(partial, complete), handle))
+            except OSError:  # made read-only: left as it is (its records stay readable), never in the way of a run
+                handle.close()
     for final, handle in claimed:
         found.append(final)
         try:

@@ -314,3 +314,18 @@ def test_a_run_writing_its_report_is_not_taken_for_a_killed_one(killed_bench, tm
         runs.release(final, handle)
     assert runs.recover(results, session.render) == [final]  # its process died before writing the report
     assert (final / "comparison.md").exists() and not (final / runs.RUNNING).exists()
+
+
+def test_a_dead_run_made_read_only_is_left_as_it_is_and_blocks_nothing(killed_bench, tmp_path):
+    results, partial = copy(killed_bench.results, tmp_path)
+    kept = (partial / records.FILE).read_bytes()
+    os.chmod(partial / records.FILE, 0o444)
+    os.chmod(partial, 0o555)
+    try:
+        assert runs.recover(results, session.render) == []  # no error: a later run can start beside it
+        assert partial.is_dir() and (partial / records.FILE).read_bytes() == kept
+    finally:
+        os.chmod(partial, 0o755)
+        os.chmod(partial / records.FILE, 0o644)
+    (final,) = runs.recover(results)  # writable again: labelled as any dead run
+    assert final.name.endswith(runs.INCOMPLETE) and finish_lines(final) == 1
