@@ -1,11 +1,11 @@
 """Run folders under results/: one per run, never overwritten, published only when worth it.
 
 A run writes into `runs/<stamp>-<host>.partial/` and holds a lock on its `.running` file while it
-lives. When it ends the folder is renamed to `runs/<stamp>-<host>/` (or `...-incomplete/`); it
-becomes `latest` (a symlink) and joins `index.json` only when it is complete, measured at least one
-case and its report was written. A killed run cannot rename anything: the next command that touches
-the results folder (`recover`, called by a run and by the report) finds its `.partial` folder
-unlocked, renames it `-incomplete` and renders what it holds. `latest` and `index.json` change only
+lives, its report included. When it ends the folder is renamed to `runs/<stamp>-<host>/` (or
+`...-incomplete/`); it becomes `latest` (a symlink) and joins `index.json` only when it is complete,
+measured at least one case and its report was written. A killed run cannot rename anything: the next
+command that touches the results folder (`recover`, called by a run and by the report) finds its
+`.partial` folder unlocked, renames it `-incomplete` and renders what it holds. `latest` and `index.json` change only
 under the results folder's lock, so two runs at once cannot corrupt them.
 """
 
