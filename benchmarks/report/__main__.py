@@ -98,9 +98,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrote {path}")
         else:
             run_dir = _recovered(Path(ns.run_dir)) if ns.run_dir else None
-            if run_dir is None:
-                for folder in runs.recover(write.RESULTS_DIR, write.render):
-                    print(f"{folder}: left by a run that was killed; labelled and rendered")
+            if run_dir is None:  # the benchmark's runs and the sweep's
+                for root in (write.RESULTS_DIR, write.RESULTS_DIR / "sweeps"):
+                    for folder in runs.recover(root, write.render):
+                        print(f"{folder}: left by a run that was killed; labelled and rendered")
             run_dir = run_dir or write.newest_run()
             written, summary = write.render(run_dir, ns.out, plots=not ns.no_plots)
             print("\n".join(summary))
