@@ -15,7 +15,7 @@ DEVICE_ORDER: tuple[str, ...] = DEVICES  # tables and plots list devices in the 
 # took 12-72 s per size on the 2-core VM). The others run the same code at any size (numba compiles once
 # per dtype signature, and the sizes share one).
 COMPILES_PER_SIZE: frozenset[str] = frozenset(
-    {"compile", "cuda-graph", "jit", "fast", "function", "xla", "xla-concrete"}
+    {"compile", "cuda-graph", "jit", "fast", "function", "xla", "xla-concrete", "train_on_batch", "stateless-jit"}
 )
 
 
