@@ -126,7 +126,8 @@ def test_a_split_sweep_gives_the_local_records_each_naming_its_node(ray_cluster,
 @needs_ray
 def test_a_node_killed_mid_run_costs_at_most_the_unit_in_flight(ray_cluster, tmp_path):
     doomed = ray_cluster.add_node(num_cpus=1, resources={SLOT: 1})
-    opts = sweep_opts(tmp_path, backends="numpy,torch-rnn,torch-cell", repeats="3", cluster=ray_cluster.address)
+    chosen = {"backends": "numpy,torch-rnn,torch-cell", "repeats": "3", "point_budget_s": "3"}  # blocks of 0.5 s
+    opts = sweep_opts(tmp_path, cluster=ray_cluster.address, **chosen)
     lines, result = [], []
     thread = threading.Thread(target=lambda: result.append(sweep.run_sweep(opts, lines.append, ["test"])))
     thread.start()
@@ -138,6 +139,7 @@ def test_a_node_killed_mid_run_costs_at_most_the_unit_in_flight(ray_cluster, tmp
         time.sleep(0.05)
     ray_cluster.remove_node(doomed, allow_graceful=False)
     thread.join(300)
+    ray_cluster.wait_for_nodes(timeout=120)  # the cluster has marked it dead: the next test starts with two
     assert result and result[0].complete, lines[-20:]
     run = records.read(result[0].folder)
     planned = {(c, op, r) for c in run.start.cases for op in ("train_step", "predict") for r in range(3)}

@@ -307,11 +307,14 @@ def connect(opts: Options, plan: Plan, progress: Callable[[str], None] = print) 
             try:
                 hosts.append((gpu, handle, ray.get(described)))
             except ray.exceptions.RayError as err:
+                if isinstance(err, ray.exceptions.RayActorError) and "node has died" in str(err):
+                    progress(f"cluster: node {n['NodeManagerAddress']} left out: it died as the run started")
+                    continue
                 raise ClusterError(
                     f"{where}: node {n['NodeManagerAddress']} cannot run the project ({one_line(err)})"
                 ) from None
         if not hosts:
-            raise ClusterError(f"{where}: every node's {SLOT} stayed taken for {HOST_START_TIMEOUT_S:g} s")
+            raise ClusterError(f"{where}: no node took the run (each {SLOT} taken, or its node gone)")
         _same_project(hosts, where)
         names = [d["host"] for _, _, d in hosts]
         out = []
