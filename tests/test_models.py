@@ -151,7 +151,8 @@ def test_numba_activations_are_exact_to_float32():
         [rng.normal(0, 4, 20000), rng.normal(0, 1e-4, 2000), [0.0, -0.0, 1e-30, -88.7, 88.7, 710.0, -1e4, 3e38]]
     ).astype(np.float32)
     wide = a.astype(np.float64)
-    scratch = np.empty(a.size), np.empty(a.size), np.empty(a.size, np.int64)
+    bits = np.empty(a.size, np.int64)
+    scratch = np.empty(a.size), np.empty(a.size), bits, bits.view(np.float64), np.uint64(0), np.uint64(a.size)
     out = np.empty_like(a)
     numba_rnn._activate(a, out, True, *scratch)
     np.testing.assert_array_equal(out, np.tanh(wide).astype(np.float32))
