@@ -15,6 +15,7 @@ import datetime as dt
 import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -192,13 +193,14 @@ class ClusterHarness:
 
     def finish(self, complete: bool, exit_status: int | None = None, note: str = "") -> None:
         self._stop()
-        for node in self.nodes:
-            if not node.lost:
-                try:
-                    fresh = node.call("machine", self.opts.threads, node.threads)
-                except WorkerFailed:
-                    continue
-                self.writer.write(named(fresh, node.label))
+        alive = [n for n in self.nodes if not n.lost]
+        with ThreadPoolExecutor(max(1, len(alive))) as pool:  # each node describes itself at once
+            described = [pool.submit(n.call, "machine", self.opts.threads, n.threads) for n in alive]
+        for node, future in zip(alive, described):
+            try:
+                self.writer.write(named(future.result(), node.label))
+            except WorkerFailed:
+                continue
         finished = dt.datetime.now().isoformat(timespec="seconds")
         self.writer.write(records.Finish(finished, complete, exit_status, note))
         self.close()
