@@ -19,7 +19,7 @@ sweep: $(STAMP)
 	$(PY) -m benchmarks.sweep $(ARGS)
 
 test: $(STAMP) lint
-	$(PY) -m pytest tests --benchmark-skip $(ARGS)
+	$(PY) -m pytest tests --benchmark-skip -n auto --dist loadfile $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -60,6 +60,8 @@ def pytest_configure(config: pytest.Config) -> None:
         state = open_session(opts, config.stash[PLAN], progress=lambda line: _progress(config, line))
     except KeyboardInterrupt as err:
         pytest.exit(f"rnn-bench: interrupted by {err} before the run started", returncode=130)
+    except options.OptionError as err:  # e.g. --cluster: no cluster answers there
+        raise pytest.UsageError(str(err)) from None
     except OSError as err:
         raise pytest.UsageError(
             f"--results-dir {opts.results_dir!r}: cannot create a run folder ({one_line(err)})"

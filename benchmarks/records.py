@@ -40,6 +40,7 @@ class Case:
     device: str
     size: str  # "32x1x10"
     model: str = "rnn"  # the cell (backends/models.py); runs before schema 3 are rnn
+    node: str = ""  # the cluster node it ran on ("" = the machine that ran the run; --cluster)
 
     @property
     def label(self) -> str:
@@ -83,6 +84,7 @@ class Machine:
     commit: str | None = None
     dirty: bool | None = None
     env: dict[str, str] = dataclasses.field(default_factory=dict)  # variables that change how frameworks run
+    node: str = ""  # the cluster node described ("" = the machine that ran the run)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +126,7 @@ class Overhead:
     kind: ClassVar[str] = "overhead"
     calls_per_round: int
     seconds: list[float]
+    node: str = ""  # the cluster node it ran on ("" = the machine that ran the run)
 
 
 @dataclasses.dataclass(frozen=True)

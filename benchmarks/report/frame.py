@@ -58,7 +58,7 @@ RUN_COLUMNS: dict[str, str] = {
 # the case's loaded record:
 # params (as its framework counts them), framework, kernel (its code path), compile, startup_s (its worker's start)
 CASE_COLUMNS: dict[str, str] = {
-    "backend": S, "mode": S, "device": S, "size": S, "hidden": INT, "batch": INT, "seq_len": INT, "model": S,
+    "backend": S, "mode": S, "device": S, "size": S, "hidden": INT, "batch": INT, "seq_len": INT, "model": S, "node": S,
     "params": INT, "framework": S, "kernel": S, "compile": S, "startup_s": F,
 }  # fmt: skip
 ROW_COLUMNS: dict[str, str] = {  # what each kind of row fills: see the module docstring
@@ -68,7 +68,7 @@ ROW_COLUMNS: dict[str, str] = {  # what each kind of row fills: see the module d
     "gpu_peak_bytes": INT, "status": S, "reason": S, "where": S,
 }  # fmt: skip
 COLUMNS: dict[str, str] = {**RUN_COLUMNS, **CASE_COLUMNS, **ROW_COLUMNS}
-CASE_KEY = ["path", "backend", "mode", "device", "size", "model"]  # a case of one run
+CASE_KEY = ["path", "backend", "mode", "device", "size", "model", "node"]  # a case of one run
 
 
 @dataclasses.dataclass
@@ -267,7 +267,8 @@ def run_columns(run: Run) -> dict[str, Any]:
 def _case_columns(case: Case, loaded: Loaded | None) -> dict[str, Any]:
     hidden, batch, seq_len = names.size_parts(case.size)
     out = {"backend": case.backend, "mode": case.mode, "device": case.device, "size": case.size,
-           "hidden": hidden, "batch": batch, "seq_len": seq_len, "model": case.model}  # fmt: skip
+           "hidden": hidden, "batch": batch, "seq_len": seq_len, "model": case.model,
+           "node": case.node}  # fmt: skip
     if loaded is not None:
         info = loaded.info
         text = {k: str(info[k]) if info.get(k) else None for k in ("framework", "kernel", "compile")}
@@ -318,8 +319,9 @@ def run_frame(run: Run) -> pd.DataFrame:
             case = getattr(record, "case", None)
             rows.append({"order": order, **row, **(_case_columns(case, loaded.get(case)) if case else {})})
     measured = {r.case for r in recs.records if isinstance(r, (Block, FirstStep, Training, Memory, Skipped))}
+    anywhere = {dataclasses.replace(c, node="") for c in measured}  # a planned case names no node (--cluster)
     for case in dict.fromkeys([*loaded, *run.start.cases]):  # loaded or planned, then nothing: never reached
-        if case not in measured:
+        if case not in measured and dataclasses.replace(case, node="") not in anywhere:
             why = "loaded, then the run stopped" if case in loaded else "the run stopped before this case"
             rows.append({"order": len(recs.records), "kind": "skipped", "status": "not reached", "reason": why,
                          **_case_columns(case, loaded.get(case))})  # fmt: skip
