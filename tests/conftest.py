@@ -16,6 +16,11 @@ from typing import Any
 import pytest
 
 import backends
+
+# make test runs the files on every core (pytest-xdist). A run these tests start in a subprocess must not
+# inherit the marks of an xdist worker: pytest-benchmark reads PYTEST_XDIST_WORKER and disables itself.
+for _var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+    os.environ.pop(_var, None)
 from backends import BackendUnavailable, TaskConfig
 
 

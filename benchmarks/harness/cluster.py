@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backends import threads
-from backends.errors import BackendUnavailable, one_line
+from backends.errors import one_line
 from backends.task import SIN_TO_COS, Task
 from benchmarks import records
 from benchmarks.harness import Policy, machine
 from benchmarks.harness.node_host import NodeHost, project_digest
-from benchmarks.harness.workers import ROOT, WorkerFailed
+from benchmarks.harness.workers import ROOT, WorkerFailed, WorkerProcess, answer
 from benchmarks.options import OptionError, Options
 from benchmarks.plan import Plan
 
@@ -170,19 +170,10 @@ class RemoteWorker:
                 if self._asked == "threads":
                     self.node.threads.append({"worker": self.name, **reply["done"]})
                 return reply["done"]
-            if "unavailable" in reply:
-                raise BackendUnavailable(reply["unavailable"])
-            if "error" in reply:
-                raise WorkerFailed(reply["error"])
-            if on_message is not None:
-                on_message(reply)
+            answer(reply, on_message)
             deadline = time.monotonic() + timeout
 
-    def request(
-        self, message: dict[str, Any], timeout: float, on_message: Callable[[dict[str, Any]], None] | None = None
-    ) -> dict[str, Any]:
-        self.send(message)
-        return self.receive(timeout, on_message)
+    request = WorkerProcess.request  # send, then receive: the same for a worker on another node
 
     def alive(self) -> bool:
         try:

@@ -32,6 +32,17 @@ class WorkerFailed(Exception):
     """A worker died, hung, or its request raised; the message names the cause in one line."""
 
 
+def answer(reply: dict[str, Any], on_message: Callable[[dict[str, Any]], None] | None) -> None:
+    """What a worker's message that is not its answer ({"done": ...}) means, for every kind of worker: the
+    case cannot run here (BackendUnavailable), the request raised (WorkerFailed), or news on the way."""
+    if "unavailable" in reply:
+        raise BackendUnavailable(reply["unavailable"])
+    if "error" in reply:
+        raise WorkerFailed(reply["error"])
+    if on_message is not None:
+        on_message(reply)
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -99,12 +110,7 @@ class WorkerProcess:
                 raise self._died() from None
             if "done" in reply:
                 return reply["done"]
-            if "unavailable" in reply:
-                raise BackendUnavailable(reply["unavailable"])
-            if "error" in reply:
-                raise WorkerFailed(reply["error"])
-            if on_message is not None:
-                on_message(reply)
+            answer(reply, on_message)
             deadline = time.monotonic() + timeout
 
     def request(
