@@ -7,10 +7,22 @@ per Keras backend. The registry modes of keras-jax and keras-torch declare KERAS
 `env`, which the harness's worker for the case sets before anything is imported. This module imports
 Keras only inside its functions, so a backend file can check the environment before Keras loads.
 
-The model: `SimpleRNN(stateful=True, return_sequences=True)` + `Dense(1)` on a fixed batch
-(`keras.Input(batch_shape=...)`, which stateful needs), compiled the way most Keras code is:
-`model.compile(optimizer=Adam(lr, epsilon), loss="mse")`, trained by `train_on_batch`, predicted by
-`predict_on_batch`; the layer's state variable carries the hidden state across both.
+The model: Keras's own layer for the cell, `SimpleRNN`, `LSTM` or `GRU` (stateful=True,
+return_sequences=True), + `Dense(1)` on a fixed batch (`keras.Input(batch_shape=...)`, which stateful
+needs), compiled the way most Keras code is: `model.compile(optimizer=Adam(lr, epsilon), loss="mse")`,
+trained by `train_on_batch`, predicted by `predict_on_batch`; the layer's state variables (h, and c for
+the LSTM) carry the state across both.
+
+Canonical weights onto Keras's layout (backends/models.py). Keras keeps matrices as (in, gates * hidden),
+the canonical orientation, so no transpose:
+  rnn   kernel = W_xh, recurrent_kernel = W_hh, bias = b_h.
+  lstm  kernel = W_x, recurrent_kernel = W_h, bias = b: Keras's gates i, f, c, o are the canonical i, f, g, o
+        and it has one bias. `unit_forget_bias` only writes 1 into the forget slice at initialisation, which
+        set_weights overwrites. recurrent_activation is given as "sigmoid" (TF1 Keras's default was hard_sigmoid).
+  gru   `reset_after=True` (Keras 3's default, given explicitly) is the canonical model: reset after the
+        recurrent matmul, an input and a recurrent bias. Keras's gates are z, r, h, the canonical blocks r, z, n
+        reordered (the first two swapped, both ways): kernel = W_x[z r n], recurrent_kernel = W_h[z r n],
+        bias (2, 3 hidden) = [b_x[z r n], b_h[z r n]].
 """
 
 from __future__ import annotations
@@ -49,33 +61,81 @@ def check_backend(keras: Any, wanted: str) -> None:
         )
 
 
-class KerasModel:
-    """The Keras model, its compiled Adam, and the canonical weights in and out. `rnn_class` replaces
-    `keras.layers.SimpleRNN` where a backend needs a variant of it (keras-jax); `jit_compile` is what
-    `compile` is given ("auto" unless a mode says otherwise)."""
+LAYERS = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}  # the Keras layer of each model
+GRU_BLOCKS = (1, 0, 2)  # Keras's GRU gates z, r, h are the canonical blocks 1, 0, 2 (r, z, n); its own inverse
 
-    def __init__(self, config: TaskConfig, rnn_class: Any = None, jit_compile: bool | str = "auto") -> None:
+
+def layer_options(model: str, use_cudnn: bool | str = "auto") -> dict[str, Any]:
+    """The layer's arguments that make it the canonical cell (activations given, not left to defaults)."""
+    options: dict[str, Any] = {"activation": "tanh", "return_sequences": True, "stateful": True}
+    if model != "rnn":
+        options.update(recurrent_activation="sigmoid", use_cudnn=use_cudnn)
+    if model == "gru":
+        options["reset_after"] = True
+    return options
+
+
+def _gru_order(array: np.ndarray) -> np.ndarray:
+    """The gate blocks of the last axis swapped between the canonical r, z, n and Keras's z, r, h."""
+    parts = np.split(array, len(GRU_BLOCKS), axis=-1)
+    return np.concatenate([parts[k] for k in GRU_BLOCKS], axis=-1)
+
+
+def to_keras(model: str, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The cell's canonical weights as Keras's kernel, recurrent_kernel and bias (see the module doc)."""
+    if model == "rnn":
+        return {"kernel": weights["W_xh"], "recurrent_kernel": weights["W_hh"], "bias": weights["b_h"]}
+    if model == "lstm":
+        return {"kernel": weights["W_x"], "recurrent_kernel": weights["W_h"], "bias": weights["b"]}
+    return {
+        "kernel": _gru_order(weights["W_x"]),
+        "recurrent_kernel": _gru_order(weights["W_h"]),
+        "bias": np.stack([_gru_order(weights["b_x"]), _gru_order(weights["b_h"])]),
+    }
+
+
+def from_keras(model: str, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Keras's kernel, recurrent_kernel and bias as the cell's canonical weights."""
+    kernel, recurrent, bias = values["kernel"], values["recurrent_kernel"], values["bias"]
+    if model == "rnn":
+        return {"W_xh": kernel, "W_hh": recurrent, "b_h": bias}
+    if model == "lstm":
+        return {"W_x": kernel, "W_h": recurrent, "b": bias}
+    return {
+        "W_x": _gru_order(kernel),
+        "W_h": _gru_order(recurrent),
+        "b_x": _gru_order(bias[0]),
+        "b_h": _gru_order(bias[1]),
+    }
+
+
+class KerasModel:
+    """The Keras model, its compiled Adam, and the canonical weights in and out. `rnn_class` replaces the
+    model's Keras layer where a backend needs a variant of it (keras-jax); `jit_compile` is what `compile`
+    is given ("auto" unless a mode says otherwise); `use_cudnn` is the LSTM's and GRU's ("auto" unless a
+    backend must avoid cuDNN)."""
+
+    def __init__(
+        self,
+        config: TaskConfig,
+        rnn_class: Any = None,
+        jit_compile: bool | str = "auto",
+        use_cudnn: bool | str = "auto",
+    ) -> None:
         import keras
 
         self.config = config
         b, t = config.batch_size, config.seq_len
         inputs = keras.Input(batch_shape=(b, t, config.input_size))  # stateful needs a fixed batch
-        rnn_class = rnn_class or keras.layers.SimpleRNN
-        self.rnn = rnn_class(config.hidden_size, activation="tanh", return_sequences=True, stateful=True)
+        rnn_class = rnn_class or getattr(keras.layers, LAYERS[config.model])
+        self.rnn = rnn_class(config.hidden_size, **layer_options(config.model, use_cudnn))
         self.head = keras.layers.Dense(1)
         self.model = keras.Model(inputs, self.head(self.rnn(inputs)))
         self.optimizer = keras.optimizers.Adam(learning_rate=config.lr, epsilon=config.adam_eps)
         self.model.compile(optimizer=self.optimizer, loss="mse", jit_compile=jit_compile)
         self.optimizer.build(self.model.trainable_variables)  # slots now, so set_weights can reset them in place
-        # Keras's layout is the canonical one: kernel (input, hidden), recurrent (hidden, hidden), one bias
         cell = self.rnn.cell
-        self.variables = {
-            "W_xh": cell.kernel,
-            "W_hh": cell.recurrent_kernel,
-            "b_h": cell.bias,
-            "W_hq": self.head.kernel,
-            "b_q": self.head.bias,
-        }
+        self.cell_variables = {"kernel": cell.kernel, "recurrent_kernel": cell.recurrent_kernel, "bias": cell.bias}
 
     @property
     def jit_compile(self) -> bool:
@@ -84,14 +144,19 @@ class KerasModel:
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         """Canonical weights in, and a fresh Adam: step count, moments and velocities back to zero."""
-        for name, variable in self.variables.items():
-            variable.assign(weights[name])
+        for name, value in to_keras(self.config.model, weights).items():
+            self.cell_variables[name].assign(value)
+        self.head.kernel.assign(weights["W_hq"])
+        self.head.bias.assign(weights["b_q"])
         for variable in self.optimizer.variables:  # the learning rate is its one other variable: set again below
             variable.assign(np.zeros(variable.shape, variable.dtype))
         self.optimizer.learning_rate = self.config.lr
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        return {name: np.array(variable.numpy()) for name, variable in self.variables.items()}
+        values = {name: np.array(variable.numpy()) for name, variable in self.cell_variables.items()}
+        cell = from_keras(self.config.model, values)
+        head = {"W_hq": np.array(self.head.kernel.numpy()), "b_q": np.array(self.head.bias.numpy())}
+        return {name: {**cell, **head}[name] for name in self.config.weight_names}  # the canonical order
 
     def reset_state(self) -> None:
         self.rnn.reset_state()

@@ -1,6 +1,6 @@
-"""`keras-jax`: Keras on JAX, the same model as `keras-simplernn` (Keras on TensorFlow): `SimpleRNN(stateful=True)`
-+ `Dense(1)`, compiled with Adam and "mse" (see backends/_keras_common.py). Needs KERAS_BACKEND=jax before
-Keras is imported, which its registry modes declare.
+"""`keras-jax`: Keras on JAX, the same model as `keras-simplernn` (Keras on TensorFlow): `SimpleRNN`, `LSTM` or
+`GRU` (stateful=True) + `Dense(1)`, compiled with Adam and "mse" (see backends/_keras_common.py). Needs
+KERAS_BACKEND=jax before Keras is imported, which its registry modes declare.
 
 Modes: `train_on_batch`, the default, is the code most Keras users write; on JAX, `compile`'s
 jit_compile="auto" means XLA: Keras's train step (`stateless_call`, `jax.value_and_grad`, the
@@ -12,9 +12,10 @@ arrays between calls, so the cost of `train_on_batch` around the compiled progra
 Keras 3.15.1's JAX trainer drops a stateful RNN's state: the layer creates its state variable without
 tracking it, so it is not among the model's non-trainable variables, `stateless_call` does not return it,
 and every window starts from zeros (the first loss matches the oracle, the next ones do not; on TensorFlow
-and PyTorch the variable is assigned directly and works). `TrackedStateSimpleRNN` tracks the variable
-after `build`; that is this backend's one change from the model as written on the other two, and
-tests/test_keras_backends.py checks that plain `SimpleRNN` still needs it.
+and PyTorch the variable is assigned directly and works). The same holds for LSTM (h and c) and GRU.
+`TrackedStateSimpleRNN`, `TrackedStateLSTM` and `TrackedStateGRU` track the state variables after `build`;
+that is this backend's one change from the model as written on the other two, and
+tests/test_keras_backends.py checks that the plain layers still need it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from backends._keras_common import KerasModel, check_backend, require_backend
+from backends._keras_common import LAYERS, KerasModel, check_backend, require_backend
 
 require_backend("jax")
 
@@ -37,13 +38,15 @@ import keras  # noqa: E402
 from jax._src import xla_bridge  # noqa: E402 - the CPU dispatch in force, for info()
 
 from backends.base import Backend, BackendUnavailable, Info  # noqa: E402
+from backends.models import MODELS  # noqa: E402
 from backends.task import TaskConfig  # noqa: E402
 
 check_backend(keras, "jax")
 
 
-class TrackedStateSimpleRNN(keras.layers.SimpleRNN):
-    """SimpleRNN whose stateful state variable is tracked, so Keras's JAX trainer carries it (see above)."""
+class TrackedState:
+    """Mixin for a Keras recurrent layer: its stateful state variables are tracked, so Keras's JAX trainer
+    carries them (see above)."""
 
     def build(self, sequences_shape: Any, initial_state_shape: Any = None) -> None:  # Keras reads these names
         super().build(sequences_shape, initial_state_shape)
@@ -52,10 +55,27 @@ class TrackedStateSimpleRNN(keras.layers.SimpleRNN):
                 self._track_variable(variable)
 
 
+class TrackedStateSimpleRNN(TrackedState, keras.layers.SimpleRNN):
+    """SimpleRNN whose state variable is tracked."""
+
+
+class TrackedStateLSTM(TrackedState, keras.layers.LSTM):
+    """LSTM whose state variables (h, c) are tracked."""
+
+
+class TrackedStateGRU(TrackedState, keras.layers.GRU):
+    """GRU whose state variable is tracked."""
+
+
+TRACKED = {"rnn": TrackedStateSimpleRNN, "lstm": TrackedStateLSTM, "gru": TrackedStateGRU}
+
+
 class KerasJax(Backend):
-    """Keras SimpleRNN on JAX. Option stateless: keras.io's custom JAX training loop instead of train_on_batch."""
+    """Keras SimpleRNN, LSTM or GRU on JAX. Option stateless: keras.io's custom JAX training loop instead of
+    train_on_batch."""
 
     name = "keras-jax"
+    models = tuple(MODELS)
 
     def __init__(self, config: TaskConfig, device: str = "cpu", stateless: bool = False) -> None:
         super().__init__(config, device)
@@ -74,7 +94,7 @@ class KerasJax(Backend):
         default = jax.devices()[0]
         self.scope = (lambda: keras.device(self.jax_device)) if default != self.jax_device else None
         with self._scope():
-            self.net = KerasModel(config, rnn_class=TrackedStateSimpleRNN)
+            self.net = KerasModel(config, rnn_class=TRACKED[config.model])
         self.state: tuple[list[jax.Array], ...] | None = None  # stateless mode: the arrays between calls
         if self.stateless:
             self._step, self._forward = self._stateless_functions()
@@ -204,7 +224,8 @@ class KerasJax(Backend):
             compile_ += "; jax_default_matmul_precision=highest"
         return Info(
             framework=f"jax {jax.__version__} / keras {keras.__version__}",
-            kernel=f"Keras SimpleRNN as lax.scan, state variable tracked (Keras 3.15.1 drops it on JAX); {how}",
+            kernel=f"Keras {LAYERS[self.config.model]} as lax.scan, state variables tracked (Keras 3.15.1 drops "
+            f"them on JAX); {how}",
             mode=self.mode,
             gpu=self.jax_device.device_kind if self.device == "cuda" else None,
             compile=compile_,

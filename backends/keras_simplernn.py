@@ -1,5 +1,6 @@
-"""`keras-simplernn`: Keras 3 `SimpleRNN(stateful=True)` + `Dense(1)` on TensorFlow (Keras on JAX and on
-PyTorch are `keras-jax` and `keras-torch`; the model is the same, see backends/_keras_common.py).
+"""`keras-simplernn`: Keras 3 `SimpleRNN(stateful=True)` + `Dense(1)` on TensorFlow, and for the other models
+Keras's `LSTM` and `GRU` (Keras on JAX and on PyTorch are `keras-jax` and `keras-torch`; the model and the
+weight mapping are the same, see backends/_keras_common.py).
 
 Modes: `train_on_batch`, the default, is the code most Keras users write:
 `model.compile(optimizer=Adam(...), loss="mse")`, then `model.train_on_batch(x, y)` and
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backends._keras_common import KerasModel, check_backend, require_backend
+from backends._keras_common import LAYERS, KerasModel, check_backend, require_backend
 
 require_backend("tensorflow")  # KERAS_BACKEND=jax/torch would run another framework under this name
 
@@ -30,17 +31,19 @@ import keras  # noqa: E402
 
 from backends._tf_common import TFBackend, compile_text, concrete_function, gpu_name  # noqa: E402
 from backends.base import Info  # noqa: E402
+from backends.models import MODELS  # noqa: E402
 from backends.task import TaskConfig  # noqa: E402
 
 check_backend(keras, "tensorflow")
 
 
 class KerasSimpleRNN(TFBackend):
-    """Keras SimpleRNN on TensorFlow. Options: train_on_batch (compile + train_on_batch, the default
-    mode); otherwise a tf.function step, with jit_compile (XLA) and concrete (call the traced
+    """Keras SimpleRNN, LSTM or GRU on TensorFlow. Options: train_on_batch (compile + train_on_batch, the
+    default mode); otherwise a tf.function step, with jit_compile (XLA) and concrete (call the traced
     ConcreteFunctions directly)."""
 
     name = "keras-simplernn"
+    models = tuple(MODELS)
 
     def __init__(
         self,
@@ -111,7 +114,7 @@ class KerasSimpleRNN(TFBackend):
             compile_ = compile_text(self.jit_compile, self.concrete)
         return Info(
             framework=f"tensorflow {tf.__version__} / keras {keras.__version__}",
-            kernel=f"Keras SimpleRNN, {kernel}; {how}",
+            kernel=f"Keras {LAYERS[self.config.model]}, {kernel}; {how}",
             mode=self.mode,
             gpu=gpu_name(self.device),
             compile=compile_,

@@ -5,11 +5,12 @@ so here keras-jax and keras-torch are refused with the reason, and the parity an
 them. `test_parity_and_contract_in_a_process_of_its_own` runs those suites again for one Keras backend in
 a subprocess with KERAS_BACKEND set as the registry modes declare (both subprocesses at once), together
 with this file's `test_in_process_*` tests, which run only there. Parity is checked at the parity
-suite's three sizes for every mode, with its tolerances.
+suite's three sizes for every mode and every model (SimpleRNN, LSTM, GRU), with its tolerances.
 """
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -20,17 +21,22 @@ import pytest
 
 import backends
 from backends import BackendUnavailable, TaskConfig
+from backends.models import MODELS
 from backends.task import window
 
 ROOT = Path(__file__).resolve().parent.parent
 KERAS = {"keras-jax": "jax", "keras-torch": "torch"}  # backend -> KERAS_BACKEND
 INNER = "RNNBENCH_KERAS_INNER"  # set in the subprocess: the Keras backend it checks
-PARITY_SIZES = ("seed-task", "batch3-h16", "h64-b4-s20")  # tests/test_parity.py's CONFIGS
+PARITY_SIZES = ("seed-task", "batch3-h16", "h64-b4-s20")  # tests/test_parity.py's three sizes
+# tests/test_parity.py's skip of a size it does not check for a mode and model (lstm and gru in a backend's
+# other modes: one size only)
+SIZE_SKIP = re.compile(r"^\S+ mode, \w+: parity at ")
 INNER_TESTS = (
     "tests/test_parity.py::test_first_loss_and_predictions_match_oracle",
     "tests/test_parity.py::test_trajectory_matches_oracle",
     "tests/test_contract.py",
     "tests/test_keras_backends.py::test_in_process_plain_stateful_layer_loses_its_state_on_jax",
+    "tests/test_keras_backends.py::test_in_process_stateful_lstm_and_gru_fail_in_backward_on_torch_by_default",
     "tests/test_keras_backends.py::test_in_process_info_says_what_compile_resolved_to",
     "tests/test_keras_backends.py::test_in_process_gpu_parity",
 )
@@ -148,47 +154,102 @@ def test_parity_and_contract_in_a_process_of_its_own(inner_runs, name):
     returncode, tail, report = inner_runs[name]
     assert returncode == 0 and report is not None, tail
     results = outcomes(report)
-    # skips that are no failure: a model the backend does not have, a size for other modes, and the
-    # in-process tests meant for the other Keras backend or for a GPU
-    allowed_skips = (f"{name} has no ", "contract-size is for the compile modes")
+    default = backends.modes(name)[0]
+
+    def may_skip(test: tuple[str, str], message: str) -> bool:
+        """A model the backend lacks, an in-process test meant for the other Keras backend or for a GPU, a size
+        the parity suite does not check for that mode and model, and lstm and gru in a backend's other modes,
+        which the contract suite leaves to the parity suite."""
+        function, params = test
+        if "in_process" in function or message.startswith(f"{name} has no ") or SIZE_SKIP.match(message):
+            return True
+        return any(has(params, model) for model in ("lstm", "gru")) and not has(params, default)
+
     unexpected = {
         test: result
         for test, result in results.items()
-        if result[0] != "passed"
-        and not (result[0] == "skipped" and (result[1].startswith(allowed_skips) or "in_process" in test[0]))
+        if result[0] != "passed" and not (result[0] == "skipped" and may_skip(test, result[1]))
     }
     assert not unexpected, unexpected
-    if name == "keras-jax":  # the reason for TrackedStateSimpleRNN still holds
+    if name == "keras-jax":  # the reason for the TrackedState layers still holds
         assert results[("test_in_process_plain_stateful_layer_loses_its_state_on_jax", "")][0] == "passed"
+    if name == "keras-torch":  # the reason for use_cudnn=False still holds
+        test = ("test_in_process_stateful_lstm_and_gru_fail_in_backward_on_torch_by_default", "")
+        assert results[test][0] == "passed"
+
+    def passed(function: str, *parts: str) -> list[str]:
+        return [p for (f, p), r in results.items() if f == function and has(p, name, *parts) and r[0] == "passed"]
+
     for mode in backends.modes(name):
-        for function in ("test_first_loss_and_predictions_match_oracle", "test_trajectory_matches_oracle"):
-            for size in PARITY_SIZES:
-                passed = [p for (f, p), r in results.items() if f == function and has(p, size, "rnn", name, mode)]
-                assert passed and all(results[(function, p)][0] == "passed" for p in passed), (function, mode, size)
-        for function in ("test_state_is_carried_and_reset", "test_converges_on_the_seed_task", "test_deterministic"):
-            assert [r for (f, p), r in results.items() if f == function and has(p, name, mode) and r[0] == "passed"]
+        for model in MODELS:
+            # parity: the rnn in every mode and every model in the default mode at the three sizes; lstm and gru
+            # in the other modes where the parity suite checks them (at least one size)
+            every = model == "rnn" or mode == default
+            for function in ("test_first_loss_and_predictions_match_oracle", "test_trajectory_matches_oracle"):
+                ok = passed(function, model, mode)
+                assert ok, (function, model, mode)
+                if every:
+                    assert all(any(has(p, size) for p in ok) for size in PARITY_SIZES), (function, model, mode)
+            # the contract: the rnn in every mode, every model in the default mode
+            if model == "rnn" or mode == default:
+                for function in ("test_state_is_carried_and_reset", "test_converges_on_the_seed_task"):
+                    assert passed(function, mode, model), (function, mode, model)
+        assert passed("test_deterministic", mode), mode
 
 
 # ---- in the subprocess of one Keras backend ----
 
 
 def test_in_process_plain_stateful_layer_loses_its_state_on_jax():
-    """Why keras-jax tracks the state variable itself: with the plain layer, Keras 3.15.1's JAX trainer
-    starts every call from zeros. When this fails, Keras carries the state: drop TrackedStateSimpleRNN."""
+    """Why keras-jax tracks the state variables itself: with the plain layers, Keras 3.15.1's JAX trainer
+    starts every call from zeros. When this fails, Keras carries the state: drop the TrackedState layers."""
     inner("keras-jax")
     import keras
 
-    from backends.keras_jax import TrackedStateSimpleRNN
+    from backends.keras_jax import TRACKED
 
     x = window(TaskConfig(batch_size=2, seq_len=5), 1)[0]
     carried = {}
-    for layer in (keras.layers.SimpleRNN, TrackedStateSimpleRNN):
+    for layer in (keras.layers.SimpleRNN, keras.layers.LSTM, keras.layers.GRU, *TRACKED.values()):
         inputs = keras.Input(batch_shape=x.shape)
         model = keras.Model(inputs, keras.layers.Dense(1)(layer(4, return_sequences=True, stateful=True)(inputs)))
         model.compile(optimizer="adam", loss="mse")
         first = model.predict_on_batch(x)
         carried[layer.__name__] = not np.allclose(model.predict_on_batch(x), first)  # the state from the first call
-    assert carried == {"SimpleRNN": False, "TrackedStateSimpleRNN": True}
+    assert carried == {
+        **{"SimpleRNN": False, "LSTM": False, "GRU": False},
+        **{"TrackedStateSimpleRNN": True, "TrackedStateLSTM": True, "TrackedStateGRU": True},
+    }
+
+
+def test_in_process_stateful_lstm_and_gru_fail_in_backward_on_torch_by_default():
+    """Why keras-torch gives LSTM and GRU use_cudnn=False: with Keras's default ("auto"), a stateful layer's
+    training step fails in backward in Keras 3.15.1 (keras#23462, here on the CPU's optimized path); with
+    False it trains. When the default stops failing, drop use_cudnn=False in backends/keras_torch.py."""
+    inner("keras-torch")
+    import keras
+
+    x, y = window(TaskConfig(batch_size=2, seq_len=5), 1)
+    outcome = {}
+    for layer in (keras.layers.LSTM, keras.layers.GRU):
+        for use_cudnn in ("auto", False):
+            inputs = keras.Input(batch_shape=x.shape)
+            rnn = layer(4, return_sequences=True, stateful=True, use_cudnn=use_cudnn)
+            model = keras.Model(inputs, keras.layers.Dense(1)(rnn(inputs)))
+            model.compile(optimizer="adam", loss="mse")
+            try:
+                for _ in range(2):  # the second step starts from the state the first one wrote
+                    model.train_on_batch(x, y)
+                outcome[(layer.__name__, use_cudnn)] = "trains"
+            except RuntimeError as err:
+                assert "modified by an inplace operation" in str(err), err
+                outcome[(layer.__name__, use_cudnn)] = "in-place error"
+    assert outcome == {
+        ("LSTM", "auto"): "in-place error",
+        ("LSTM", False): "trains",
+        ("GRU", "auto"): "in-place error",
+        ("GRU", False): "trains",
+    }
 
 
 def test_in_process_info_says_what_compile_resolved_to(make_backend):
@@ -198,16 +259,22 @@ def test_in_process_info_says_what_compile_resolved_to(make_backend):
         assert info.mode == mode and info.framework.startswith(f"{KERAS[name]} ") and "/ keras 3." in info.framework
         if mode == "train_on_batch":  # "auto": XLA on JAX, eager on PyTorch
             assert f"jit_compile='auto' -> {name == 'keras-jax'}" in info.compile, info
+        for model, layer in {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}.items():
+            kernel = make_backend((name, mode), TaskConfig(hidden_size=4, model=model)).info().kernel
+            assert re.match(rf"Keras {layer}\b", kernel), kernel
+            assert ("use_cudnn=False" in kernel) == (name == "keras-torch" and model != "rnn"), kernel
 
 
 def test_in_process_gpu_parity(make_backend):
-    """Every mode on the GPU against the oracle: first loss, then six steps (the parity suite's tolerances)."""
+    """Every mode and model on the GPU against the oracle: first loss, then six steps (the parity suite's
+    tolerances)."""
     name = inner()
-    config = TaskConfig(adam_eps=1e-16, batch_size=4)
-    oracle = backends.load("numpy", config)
-    expected = [oracle.train_step(*window(config, k)) for k in range(6)]
-    for mode in backends.modes(name):
-        b = make_backend((name, mode), config, "cuda")  # skips, saying why, where the framework sees no GPU
-        got = [b.train_step(*window(config, k)) for k in range(6)]
-        assert got[0] == pytest.approx(expected[0], abs=2e-6), mode
-        np.testing.assert_allclose(got, expected, rtol=1e-4, err_msg=mode)
+    for model in MODELS:
+        config = TaskConfig(adam_eps=1e-16, batch_size=4, model=model)
+        oracle = backends.load("numpy", config)
+        expected = [oracle.train_step(*window(config, k)) for k in range(6)]
+        for mode in backends.modes(name):
+            b = make_backend((name, mode), config, "cuda")  # skips, saying why, where the framework sees no GPU
+            got = [b.train_step(*window(config, k)) for k in range(6)]
+            assert got[0] == pytest.approx(expected[0], abs=2e-6), (mode, model)
+            np.testing.assert_allclose(got, expected, rtol=1e-4, err_msg=f"{mode} {model}")
