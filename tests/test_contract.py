@@ -1,6 +1,11 @@
 """The backend contract, checked on every registered backend (unavailable ones are skipped with the reason),
-for every model: the tests that take `small` run once per model (a backend without the model is skipped with
-its reason); the bad-input tests, whose checks are the base class's whatever the model, run on the rnn."""
+for every model. The tests that take `small` run once per model (a backend without the model is skipped with
+its reason): for lstm and gru on each backend's default mode, and on the torch.compile modes, whose graphs at
+these sizes test_parity and test_torch_modes share; a backend's other modes compile per instance, size and
+model (XLA), and test_parity checks them against the oracle for lstm and gru at these same sizes (predictions,
+losses with the state carried and reset, weights read back). The rest run on the rnn: bad input, whose
+checks are the base class's whatever the model, and determinism and weight ownership, which build two
+instances to test what does not depend on the model."""
 
 import dataclasses
 import math
@@ -18,9 +23,12 @@ SMALL = TaskConfig(batch_size=3, hidden_size=8, seq_len=5)
 
 
 @pytest.fixture(params=list(MODELS))
-def small(request) -> TaskConfig:
-    """SMALL for each model."""
-    return dataclasses.replace(SMALL, model=request.param)
+def small(request, case) -> TaskConfig:
+    """SMALL for each model (lstm and gru: default and torch.compile modes, see the module's docstring)."""
+    model = request.param
+    if model != "rnn" and case[1] not in (backends.modes(case[0])[0], "compile"):
+        pytest.skip(f"{model}, {case[1]} mode: test_parity checks it against the oracle at these sizes")
+    return dataclasses.replace(SMALL, model=model)
 
 
 def test_shapes_and_dtypes(case, make_backend, small):
@@ -77,11 +85,11 @@ def test_set_weights_restarts_from_scratch(case, make_backend, small):
     np.testing.assert_allclose(again, first, rtol=1e-6)
 
 
-def test_deterministic(case, make_backend, small):
+def test_deterministic(case, make_backend):
     runs = []
     for _ in range(2):
-        b = make_backend(case, small)
-        runs.append([b.train_step(*window(small, k)) for k in range(5)])
+        b = make_backend(case, SMALL)
+        runs.append([b.train_step(*window(SMALL, k)) for k in range(5)])
     np.testing.assert_allclose(runs[0], runs[1], rtol=1e-6)
 
 
@@ -133,12 +141,12 @@ def test_bad_weights_are_rejected(case, make_backend, change, message):
         np.testing.assert_array_equal(v, before[k])
 
 
-def test_backend_owns_its_weights(case, make_backend, small):
+def test_backend_owns_its_weights(case, make_backend):
     """Changing the caller's dict after set_weights changes nothing (some frameworks keep the buffer given)."""
-    x, y = window(small, 0)
-    expected = make_backend(case, small).train_step(x, y)
-    b = make_backend(case, small)
-    weights = initial_weights(small)
+    x, y = window(SMALL, 0)
+    expected = make_backend(case, SMALL).train_step(x, y)
+    b = make_backend(case, SMALL)
+    weights = initial_weights(SMALL)
     b.set_weights(weights)
     for value in weights.values():
         value[...] = 55.0
@@ -152,8 +160,8 @@ def test_converges_on_the_seed_task(case, make_backend, model):
     floor reaches 7e-5, 2e-4 and 3e-3 for rnn, lstm and gru). The canonical model only: torch-rnn's second
     trained bias makes training at lr 0.02 chaotic enough that a 1e-7 difference per step (eager vs
     compiled) decides whether a seed converges."""
-    if model != "rnn" and case[1] == "compile":
-        pytest.skip("compile modes of lstm and gru: checked at SMALL's size only (each size is a cold compile)")
+    if model != "rnn" and case[1] != backends.modes(case[0])[0]:
+        pytest.skip(f"{model}: the default mode converges; the {case[1]} mode's parity with it is test_parity's")
     try:
         options = backends.backend_class(case[0]).parity_options
     except backends.BackendUnavailable as err:

@@ -9,10 +9,12 @@ difference (Keras applies it after bias correction, PyTorch before).
 Backends listed with `parity_options` (torch-rnn: bias_hh frozen) are loaded with them.
 A backend without a model is skipped with its reason ("tflearn has no lstm model (its models: rnn)").
 
-Sizes: the three below for every eager case. Each size and model is a cold torch.compile (40-70 s on the
-shared 2-core VM), so compile modes are checked at fewer: the rnn at the seed's size and h64-b4-s20 (what
-the sweep times); lstm and gru at one size only, the contract suite's (batch 3, hidden 8, seq 5), whose
-graphs the contract and torch-modes suites compile anyway.
+Sizes. The rnn: the first three below for every case, except torch.compile modes (a cold compile per size
+and model, 40-70 s on the shared 2-core VM), at the seed's size and h64-b4-s20 only (what the sweep times).
+lstm and gru: a backend's default mode at the same three sizes; its other modes, which compile per size
+and model (torch.compile, XLA, fully unrolled scans), at one size only, the contract suite's (batch 3,
+hidden 8, seq 5), whose torch graphs the contract and torch-modes suites compile anyway. They run the
+default mode's arithmetic, proven at three sizes, through a compiler; the one size proves the compiled path.
 """
 
 import dataclasses
@@ -33,8 +35,15 @@ CONFIGS = {
     # test_contract's sizes: for the compile modes of lstm and gru only
     "contract-size": TaskConfig(adam_eps=1e-16, batch_size=3, hidden_size=8, seq_len=5, seed=2),
 }
-COMPILED_SIZES = {"rnn": ("seed-task", "h64-b4-s20"), "lstm": ("contract-size",), "gru": ("contract-size",)}
-COMPILED = {("torch-rnn", "compile"), ("torch-cell", "compile")}
+EVERY = ("seed-task", "batch3-h16", "h64-b4-s20")
+TORCH_COMPILED = {("torch-rnn", "compile"), ("torch-cell", "compile")}
+
+
+def sizes(case: tuple[str, str], model: str) -> tuple[str, ...]:
+    """The sizes at which a backend's mode is checked for a model (see the module's docstring)."""
+    if model == "rnn":
+        return ("seed-task", "h64-b4-s20") if case in TORCH_COMPILED else EVERY
+    return EVERY if case[1] == backends.modes(case[0])[0] else ("contract-size",)
 
 
 def trajectory(b: backends.Backend, config: TaskConfig) -> list[float]:
@@ -53,10 +62,8 @@ def size(request) -> str:
 
 def load_exact(make_backend, case, size, model) -> tuple[backends.Backend, TaskConfig]:
     """The backend under its parity options at `size` for `model`, or a skip saying why not."""
-    if case in COMPILED and size not in COMPILED_SIZES[model]:
-        pytest.skip(f"compile modes of {model}: parity at {', '.join(COMPILED_SIZES[model])} (each size is a compile)")
-    if case not in COMPILED and size == "contract-size":
-        pytest.skip("contract-size is for the compile modes of lstm and gru")
+    if size not in sizes(case, model):
+        pytest.skip(f"{case[1]} mode, {model}: parity at {', '.join(sizes(case, model))} (each size is a compile)")
     try:
         cls = backends.backend_class(case[0])
     except backends.BackendUnavailable as err:
