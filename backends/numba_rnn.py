@@ -21,8 +21,8 @@ How it is written, for speed:
     multiply-adds in _exp_neg's polynomial. At hidden 32 these took the LSTM's step from about 35 us to 16.
   - Explicit loops, no slice assignments (hs[b, t, :] = prev): numba's broadcasting setitem made
     compiling take several seconds more.
-  - cache=False: compiled once per process, at the first call (2-3 s here); the benchmark's
-    first-step timing shows it.
+  - cache=False: compiled once per process and model, at the first call (the rnn 2-3 s here, 5-6 s with
+    the VM loaded; the LSTM and GRU 4-12 s loaded); the benchmark's first-step timing shows it.
 """
 
 from __future__ import annotations
