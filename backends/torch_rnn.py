@@ -147,8 +147,10 @@ class TorchRNN(TorchBackend):
 
     def trace_context(self) -> contextlib.AbstractContextManager[Any]:
         # Inductor (torch 2.13, CPU) cannot run the oneDNN LSTM layer that nn.LSTM's decomposition picks when
-        # the input needs no gradient ("expected Tensor() for op: aten.mkldnn_rnn_layer"): traced with oneDNN
-        # off, the LSTM decomposes into its per-step ATen ops, which inductor compiles
+        # the input needs no gradient: its backward's workspace is undefined ("expected Tensor() for op:
+        # aten.mkldnn_rnn_layer", pytorch#158007). Traced with oneDNN off, the LSTM decomposes into its per-step
+        # ATen ops, which inductor compiles. Inductor's cache key leaves this switch out: a graph traced with
+        # oneDNN on and cached would be served here too (the benchmark's runs use fresh caches)
         if self.config.model == "lstm" and self.torch_device.type == "cpu":
             return onednn_off()
         return super().trace_context()
