@@ -21,13 +21,15 @@ How it is written, for speed:
     multiply-adds in _exp_neg's polynomial. At hidden 32 these took the LSTM's step from about 35 us to 16.
   - Explicit loops, no slice assignments (hs[b, t, :] = prev): numba's broadcasting setitem made
     compiling take several seconds more.
-  - cache=False: compiled once per process and model, at the first call (the rnn 2-3 s here, 5-6 s with
-    the VM loaded; the LSTM and GRU 4-12 s loaded); the benchmark's first-step timing shows it.
+  - Compiled once per process and model, at the first call (the rnn 2-3 s here, 5-6 s with the VM loaded;
+    the LSTM and GRU 4-12 s loaded); the benchmark's first-step timing shows it. Only the test suite, whose
+    many processes would compile the same kernels again, sets RNN_BENCH_NUMBA_CACHE=1 to share them on disk.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numba
@@ -39,7 +41,7 @@ from backends.models import MODELS
 from backends.task import TaskConfig
 
 BETA1, BETA2 = 0.9, 0.999
-_NJIT = {"cache": False, "error_model": "numpy", "nogil": True}
+_NJIT = {"cache": os.environ.get("RNN_BENCH_NUMBA_CACHE") == "1", "error_model": "numpy", "nogil": True}
 
 
 @njit(**_NJIT)

@@ -11,17 +11,22 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import backends
+from backends import BackendUnavailable, TaskConfig
 
 # make test runs the files on every core (pytest-xdist). A run these tests start in a subprocess must not
 # inherit the marks of an xdist worker: pytest-benchmark reads PYTEST_XDIST_WORKER and disables itself.
 for _var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
     os.environ.pop(_var, None)
-from backends import BackendUnavailable, TaskConfig
+# the floor's kernels compile in 3-20 s per model and process: the test processes share them on disk
+# (a benchmark compiles cold, so its first step shows the compile; see backends/numba_rnn.py)
+os.environ.setdefault("RNN_BENCH_NUMBA_CACHE", "1")
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "numba"))
 
 
 def selected_backends() -> list[str]:
