@@ -23,6 +23,13 @@ from backends import BackendUnavailable, TaskConfig
 # inherit the marks of an xdist worker: pytest-benchmark reads PYTEST_XDIST_WORKER and disables itself.
 for _var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
     os.environ.pop(_var, None)
+# TensorFlow loaded before PyTorch's compiler aborts the process (LLVM: "Option 'bitcode-mdindex-threshold'
+# registered more than once", triton 3.9 beside TensorFlow 2.21); the other order works. A test process may
+# meet both, in any order of files: load the compiler first.
+try:
+    import torch._dynamo  # noqa: F401
+except ImportError:
+    pass
 # the floor's kernels compile in 3-20 s per model and process: the test processes share them on disk
 # (a benchmark compiles cold, so its first step shows the compile; see backends/numba_rnn.py)
 os.environ.setdefault("RNN_BENCH_NUMBA_CACHE", "1")

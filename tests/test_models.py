@@ -75,12 +75,24 @@ def test_a_backend_without_the_model_is_unavailable_saying_which_it_has():
         RnnOnly(dataclasses.replace(SMALL, model="lstm"))
 
 
-@pytest.mark.parametrize("name", ["numpy", "numba", "torch-rnn", "torch-cell"])
+@pytest.mark.parametrize(
+    "name", ["numpy", "numba", "torch-rnn", "torch-cell", "jax-scan", "tf-cell", "keras-simplernn"]
+)
 def test_backends_with_every_model_declare_them(name):
     try:
         assert backends.backend_class(name).models == tuple(MODELS)
     except BackendUnavailable as err:
         pytest.skip(str(err))
+
+
+def test_tflearn_has_no_gru_and_says_why():
+    """TF1's GRUCell resets before the recurrent matmul: a different model, never offered under the name."""
+    try:
+        assert backends.backend_class("tflearn").models == ("rnn", "lstm")
+    except BackendUnavailable as err:
+        pytest.skip(str(err))
+    with pytest.raises(BackendUnavailable, match="resets? .*before the recurrent matmul"):
+        backends.load("tflearn", dataclasses.replace(SMALL, model="gru"))
 
 
 def test_an_unknown_model_is_refused_naming_the_known_ones():
