@@ -1,7 +1,7 @@
 """Options -> plan: the cases to measure (backend x mode x device x size) and the order of the work.
 `make bench` is the plan of one size, `make sweep` the plan of many; one harness runs both.
 
-Order: the harness-overhead probe, then size by size (least work first): the step blocks in repeats
+Order: the harness-overhead probe, then size by size (least work first) and model by model: the step blocks in repeats
 (every case's train_step and predict block, then every case's next block, and so on), then the training
 runs, then the memory figures. The machine's speed drifts over a run (on the 2-core VM, torch-rnn's
 median over consecutive blocks went from 1.33 to 0.80 ms with nothing else changing); taking blocks in
@@ -122,11 +122,12 @@ def make_plan(opts: Options) -> Plan:
     all_cases: list[Case] = []
     work = [Work("overhead")]
     for size in plan_sizes:
-        chosen = cases(opts, size)
-        all_cases += chosen
-        work += [Work("block", c, op, r) for r in range(opts.repeats) for c in chosen for op in OPS]
-        if opts.accuracy:
-            work += [Work("training", c) for c in chosen]
-        if opts.memory:
-            work += [Work("memory", c) for c in chosen]
+        for model in opts.models:  # a model's cases at a time: their workers are alive together, not all models'
+            chosen = [c for c in cases(opts, size) if c.model == model]
+            all_cases += chosen
+            work += [Work("block", c, op, r) for r in range(opts.repeats) for c in chosen for op in OPS]
+            if opts.accuracy:
+                work += [Work("training", c) for c in chosen]
+            if opts.memory:
+                work += [Work("memory", c) for c in chosen]
     return Plan(tuple(all_cases), tuple(work), opts.repeats)

@@ -249,6 +249,7 @@ class Harness:
             c
             for c in self.plan.cases
             if c.size == first.size
+            and c.model == first.model  # the plan takes a model's cases at a time
             and c not in self._ready
             and c not in self._unavailable
             and self._remaining.get(lane_of(c), 0) > 0
