@@ -132,7 +132,22 @@ def compiled_function(function: Callable[..., Any], device_type: str) -> Callabl
     return _COMPILED[key]
 
 
-class TorchBackend(Backend):
+class OnTorchDevice:
+    """What every backend whose arrays are PyTorch tensors on `torch_device` does the same way."""
+
+    torch_device: torch.device
+
+    def synchronize(self) -> None:
+        if self.torch_device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def device_peak_bytes(self) -> int | None:
+        if self.torch_device.type != "cuda":
+            return None
+        return int(torch.cuda.max_memory_allocated(self.torch_device))
+
+
+class TorchBackend(OnTorchDevice, Backend):
     """Base for PyTorch backends. Options: compile (the whole step as one torch.compile graph),
     cuda_graph (CUDA only: the whole eager step captured once and replayed), fused (torch.optim.Adam's
     fused kernel, eager and CUDA-graph modes)."""
@@ -253,15 +268,6 @@ class TorchBackend(Backend):
             else:
                 self.h = h_last
         return q.cpu().numpy()  # the copy to the host waits for the device
-
-    def synchronize(self) -> None:
-        if self.torch_device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def device_peak_bytes(self) -> int | None:
-        if self.torch_device.type != "cuda":
-            return None
-        return int(torch.cuda.max_memory_allocated(self.torch_device))
 
     def info(self) -> Info:
         gpu = torch.cuda.get_device_name(self.torch_device) if self.torch_device.type == "cuda" else None

@@ -31,7 +31,7 @@ import torch  # noqa: E402 - before keras, so a missing PyTorch is reported as s
 # isort: split
 import keras  # noqa: E402
 
-from backends._torch_common import apply_threads  # noqa: E402
+from backends._torch_common import OnTorchDevice, apply_threads  # noqa: E402
 from backends.base import Backend, BackendUnavailable, Info  # noqa: E402
 from backends.models import MODELS  # noqa: E402
 from backends.task import TaskConfig  # noqa: E402
@@ -39,7 +39,7 @@ from backends.task import TaskConfig  # noqa: E402
 check_backend(keras, "torch")
 
 
-class KerasTorch(Backend):
+class KerasTorch(OnTorchDevice, Backend):
     """Keras SimpleRNN, LSTM or GRU on PyTorch, compile + train_on_batch."""
 
     name = "keras-torch"
@@ -86,15 +86,6 @@ class KerasTorch(Backend):
     def _predict(self, x: torch.Tensor) -> np.ndarray:
         with self._scope():
             return self.net.predict_on_batch(x)
-
-    def synchronize(self) -> None:
-        if self.torch_device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def device_peak_bytes(self) -> int | None:
-        if self.torch_device.type != "cuda":
-            return None
-        return int(torch.cuda.max_memory_allocated(self.torch_device))
 
     def info(self) -> Info:
         cudnn = " (use_cudnn=False, Keras's generic loop: keras#23462)" if self.use_cudnn is False else ""

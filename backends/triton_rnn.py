@@ -39,7 +39,7 @@ import torch
 import triton
 import triton.language as tl
 
-from backends._torch_common import BETAS
+from backends._torch_common import BETAS, OnTorchDevice
 from backends.base import Backend, BackendUnavailable, Info
 from backends.task import WEIGHT_NAMES, TaskConfig
 
@@ -169,7 +169,7 @@ def num_warps_for(hidden_block: int, streams: int) -> int:
     return max(1, min(16, streams * hidden_block * hidden_block // 1024))
 
 
-class TritonRNN(Backend):
+class TritonRNN(OnTorchDevice, Backend):
     """The canonical model as one Triton kernel launch per step: the floor on the GPU."""
 
     name = "triton"
@@ -248,15 +248,6 @@ class TritonRNN(Backend):
         self._launch(x, x, False, 0.0, 1.0)
         # a copy of its own even on the CPU (interpreter), where .cpu() would hand out the reused buffer
         return self.q.to("cpu", copy=True).numpy().reshape(self.config.batch_size, self.config.seq_len, 1)
-
-    def synchronize(self) -> None:
-        if self.torch_device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def device_peak_bytes(self) -> int | None:
-        if self.torch_device.type != "cuda":
-            return None
-        return int(torch.cuda.max_memory_allocated(self.torch_device))
 
     def info(self) -> Info:
         cuda = self.torch_device.type == "cuda"
