@@ -573,3 +573,19 @@ def test_the_report_uses_one_writer_and_no_pyplot():
         assert "import matplotlib.pyplot" not in text and "plt." not in text, file.name
         assert ".write_text(" not in text.replace("atomic.write_text(", ""), file.name
         assert "open(" not in text, file.name
+
+
+def test_each_device_is_measured_against_its_own_floor(tmp_path):
+    """numba is the CPU's floor, the Triton kernel the GPU's: a cuda row's × floor is over the triton row's step."""
+    steps = {
+        ("numba", "njit", "cpu"): (10e-6, 1.0),
+        ("torch-rnn", "eager", "cpu"): (1e-3, 0.01),
+        ("triton", "kernel", "cuda"): (20e-6, 1.0),
+        ("torch-rnn", "eager", "cuda"): (2e-3, 0.01),
+        ("torch-rnn", "cuda-graph", "cuda"): (100e-6, 1.0),
+    }
+    folder = synthetic(tmp_path / "run", steps)
+    keyed = {(r["backend"], r["mode"], r["device"]): r for r in cases.load(folder).rows}
+    assert keyed[("torch-rnn", "eager", "cpu")]["floor_ratio"] == pytest.approx(100)
+    assert keyed[("torch-rnn", "cuda-graph", "cuda")]["floor_ratio"] == pytest.approx(5)
+    assert keyed[("triton", "kernel", "cuda")]["floor_ratio"] == pytest.approx(1)

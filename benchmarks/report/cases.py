@@ -42,10 +42,15 @@ def default_mode(backend: str) -> str | None:
         return None
 
 
-def floor() -> tuple[str, str] | None:
-    """The no-framework floor's backend and mode, or None when no backend is registered as the floor."""
-    floors = _registry().floor_backends()
-    return (floors[0], default_mode(floors[0]) or "") if floors else None
+def floor(device: str = "cpu") -> tuple[str, str] | None:
+    """The no-framework floor's backend and mode on `device` (numba on the CPU, the Triton kernel on CUDA), or
+    None when no backend is registered as the floor there."""
+    registry = _registry()
+    for name in registry.floor_backends():
+        mode = default_mode(name)
+        if mode is not None and device in registry.mode_devices(name, mode):
+            return name, mode
+    return None
 
 
 def timings(table: pd.DataFrame) -> pd.DataFrame:
@@ -215,12 +220,13 @@ def _within_run(out: pd.DataFrame) -> None:
         out, ["path", "device", "size", "model"], "step_median_s", backend=REFERENCE[0], mode=REFERENCE[1]
     )
     out["speedup"] = reference / step
-    bottom = floor()
-    if bottom is not None:
-        base = _lookup(out, ["path", "device", "size", "model"], "step_median_s", backend=bottom[0], mode=bottom[1])
-        out["floor_ratio"] = step / base.where(base > 0)
-    else:
-        out["floor_ratio"] = math.nan
+    out["floor_ratio"] = math.nan
+    for device in out["device"].dropna().unique():  # each device against its own floor
+        bottom = floor(device)
+        if bottom is not None:
+            base = _lookup(out, ["path", "device", "size", "model"], "step_median_s", backend=bottom[0], mode=bottom[1])
+            mine = out["device"] == device
+            out.loc[mine, "floor_ratio"] = (step / base.where(base > 0))[mine]
     for prefix in PREFIX.values():
         cpu = _lookup(out, ["path", "backend", "mode", "size", "model"], f"{prefix}_median_s", device="cpu")
         ratio = out[f"{prefix}_median_s"] / cpu.where(cpu > 0)

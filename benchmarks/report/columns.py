@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.names import DEVICE_ORDER
 from benchmarks.report.cases import ALPHA, MIN_SEEDS, ORACLE, REFERENCE, floor, skipped
 from benchmarks.report.frame import finite
 
@@ -159,8 +160,8 @@ class Column:
 
 
 def _floor_name() -> str:
-    bottom = floor()
-    return f"{bottom[0]} {bottom[1]}" if bottom else "the floor backend"
+    names = [f"{f[0]} {f[1]} on {device}" for device in DEVICE_ORDER if (f := floor(device))]
+    return ", ".join(names) or "the floor backend"
 
 
 REF = f"{REFERENCE[0]} {REFERENCE[1]}"

@@ -154,7 +154,6 @@ class Yardstick:
 
 def yardsticks(a: Side, b: Side, keys: list[Key]) -> dict[tuple[str, ...], Yardstick]:
     """(measure column, device, size, model) -> the machine's move, for every timed measure."""
-    bottom = floor()
     out = {}
     for measure in (m for m in MEASURES if m.timed):
         groups: dict[tuple[str, ...], list[float]] = {}
@@ -163,6 +162,7 @@ def yardsticks(a: Side, b: Side, keys: list[Key]) -> dict[tuple[str, ...], Yards
             if va and vb and statistics.median(va) > 0:
                 groups.setdefault(key[2:], []).append(statistics.median(vb) / statistics.median(va))
         for (device, size, model), ratios in groups.items():
+            bottom = floor(device)  # each device against its own floor
             key, found = ((*bottom, device, size, model) if bottom else None), None
             va, vb = (a.values(key, measure.column), b.values(key, measure.column)) if key else ([], [])
             if va and vb and statistics.median(va) > 0:
