@@ -19,6 +19,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -88,12 +89,17 @@ def outcome_of(losses: Sequence[float | None], metric: float | None, task: Task 
     return "learned"
 
 
+def prepared_windows(backend: Backend, task: Task = SIN_TO_COS) -> list[tuple[Any, Any]]:
+    """The task's training windows converted once to the backend's arrays (on its device)."""
+    return [(backend.prepare(x, "x"), backend.prepare(y, "y")) for x, y in task.train_windows(backend.config)]
+
+
 def run_training(
     backend: Backend, task: Task = SIN_TO_COS, on_step: Callable[[int, float], None] | None = None
 ) -> TrainingResult:
     """Train `backend` from its current weights with the protocol above."""
     config = backend.config
-    windows = [(backend.prepare(x, "x"), backend.prepare(y, "y")) for x, y in task.train_windows(config)]
+    windows = prepared_windows(backend, task)
     losses: list[float] = []
     start = time.perf_counter()
     for step, (x, y) in enumerate(windows):

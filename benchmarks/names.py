@@ -60,7 +60,10 @@ def size_parts(size: str) -> tuple[int, int, int]:
     return hidden, batch, seq_len
 
 
-def work(size: str) -> float:
-    """Multiply-adds of one step, roughly: batch x seq_len x hidden x (hidden + input + output + bias)."""
-    hidden, batch, seq_len = size_parts(size)
-    return float(batch * seq_len * hidden * (hidden + 3))
+def work(size: str | tuple[int, int, int]) -> float:
+    """Multiply-adds of one step of the vanilla RNN, roughly: batch x seq_len x its madds per step (hidden x
+    (hidden + input + output + bias)); sizes are ordered and scaled by it whatever the cell."""
+    from backends.models import MODELS
+
+    hidden, batch, seq_len = size_parts(size) if isinstance(size, str) else size
+    return float(batch * seq_len * MODELS["rnn"].madds_per_step(1, hidden))

@@ -15,7 +15,7 @@ import dataclasses
 import os
 
 import backends
-from benchmarks.names import OPS
+from benchmarks.names import OPS, work
 from benchmarks.options import OptionError, Options
 from benchmarks.records import Case, size_of
 
@@ -54,12 +54,6 @@ class Plan:
     repeats: int
 
 
-def work_of(size: Size) -> float:
-    """Multiply-adds of one step, roughly: batch x seq x hidden x (hidden + input + output + bias)."""
-    hidden, batch, seq_len = size
-    return float(batch * seq_len * hidden * (hidden + 3))
-
-
 def estimated_bytes(size: Size) -> int:
     """Memory of one backend at `size`: activations (float32, ACTIVATION_FACTOR per unit, stream and step)
     plus the parameters with their gradients and Adam's two moments."""
@@ -83,7 +77,7 @@ def sizes(opts: Options) -> tuple[Size, ...]:
     if not chosen:
         c = opts.config
         chosen = ((c.hidden_size, c.batch_size, c.seq_len),)
-    return tuple(sorted(chosen, key=lambda s: (work_of(s), s)))
+    return tuple(sorted(chosen, key=lambda s: (work(s), s)))
 
 
 def cases(opts: Options, size: Size | None = None) -> list[Case]:

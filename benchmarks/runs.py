@@ -31,6 +31,7 @@ from benchmarks.records import FILE
 PARTIAL = ".partial"
 INCOMPLETE = "-incomplete"
 RUNNING = ".running"
+SWEEPS = "sweeps"  # the sweep's run folders live in RESULTS_DIR/sweeps, apart from the benchmark's
 CACHES = ".caches"  # a run's fresh compile caches live in its folder: a killed run's go with its recovery
 LOCK_WAIT_S = 120.0  # how long a command waits for another one's lock on the results folder
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

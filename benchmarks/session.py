@@ -45,7 +45,7 @@ class Session:
 def results_root(opts: Options) -> Path:
     """Where a command's run folders go: RESULTS_DIR for the benchmark, RESULTS_DIR/sweeps for the sweep."""
     root = Path(opts.results_dir)
-    return root / "sweeps" if opts.command == "sweep" else root
+    return root / runs.SWEEPS if opts.command == "sweep" else root
 
 
 def render(folder: Path) -> list[str]:

@@ -34,8 +34,9 @@ from backends.errors import one_line  # noqa: E402
 from backends.task import LIMITS  # noqa: E402
 from benchmarks import options  # noqa: E402
 from benchmarks.harness import Failed, Policy, Unavailable  # noqa: E402
+from benchmarks.names import size_parts, work  # noqa: E402
 from benchmarks.options import OptionError, Options  # noqa: E402
-from benchmarks.plan import OPS, Size, Work, estimated_bytes, make_plan, work_of  # noqa: E402
+from benchmarks.plan import OPS, Size, Work, estimated_bytes, make_plan  # noqa: E402
 from benchmarks.records import Block, Case, size_of  # noqa: E402
 from benchmarks.session import end_session, open_session  # noqa: E402
 
@@ -115,17 +116,12 @@ def predicted_call_s(size: Size, measured: Mapping[Size, float], device: str) ->
     """One train_step at `size`, scaled by work from the largest measured size with no more work (time ~
     work on a CPU: an overestimate while overhead dominates, so it errs on the side of skipping); None
     when nothing smaller was measured."""
-    refs = [s for s in measured if work_of(s) <= work_of(size)]
+    refs = [s for s in measured if work(s) <= work(size)]
     if not refs:
         return None
-    ref = max(refs, key=work_of)
+    ref = max(refs, key=work)
     exponent = SUBLINEAR_DEVICES.get(device, 1.0)
-    return measured[ref] * (work_of(size) / work_of(ref)) ** exponent, ref
-
-
-def _size(case: Case) -> Size:
-    hidden, batch, seq_len = (int(v) for v in case.size.split("x"))
-    return hidden, batch, seq_len
+    return measured[ref] * (work(size) / work(ref)) ** exponent, ref
 
 
 @dataclasses.dataclass
@@ -160,7 +156,7 @@ class Budgets(Policy):
         case = work.case
         if case is None:
             return ""
-        state, size = self.state(case), _size(case)
+        state, size = self.state(case), size_parts(case.size)
         if work.kind != "block":  # training and memory only where the point was timed
             return "" if size in state.measured else "not timed at this size"
         if case in self._refused:  # a point skipped at its first unit is skipped at every later one
@@ -210,7 +206,7 @@ class Budgets(Policy):
         case = work.case
         if case is None or work.kind != "block" or case in self._refused:
             return
-        state, size = self.state(case), _size(case)
+        state, size = self.state(case), size_parts(case.size)
         self._seen.setdefault(case, [])
         timed = sum(record.seconds) * record.calls_per_round if isinstance(record, Block) else 0.0
         spent = max(0.0, seconds - timed)

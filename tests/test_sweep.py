@@ -8,8 +8,9 @@ import csv
 import pytest
 
 from benchmarks import options, records, sweep
+from benchmarks.names import work as work_of
 from benchmarks.options import OptionError
-from benchmarks.plan import OPS, Work, work_of
+from benchmarks.plan import OPS, Work
 from benchmarks.records import Block, Case
 
 RUN_COLUMNS = ("host", "cpu", "commit", "threads", "versions")

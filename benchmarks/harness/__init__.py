@@ -121,10 +121,9 @@ class Harness:
         values = self.opts.as_dict()
         if self.opts.command == "sweep":
             from benchmarks.plan import sizes
-            from benchmarks.records import size_of
 
             values["sweep"] = True
-            values["sizes"] = [size_of(*s) for s in sizes(self.opts)]
+            values["sizes"] = [records.size_of(*s) for s in sizes(self.opts)]
         self.writer.write(
             records.Start(
                 records.SCHEMA, started, argv, values, self.task.describe(), config, cases=list(self.plan.cases)
@@ -196,7 +195,7 @@ class Harness:
         return self.opts.worker_timeout * (FIRST_CALL_TIMEOUT_FACTOR if first else 1)
 
     def _request(self, case: Case, message: dict[str, Any], first: bool = False, on_message: Any = None) -> Any:
-        worker = self.workers.get(lane_of(case)) or self._spawn([case])[0]
+        worker = self._spawn(case)
         try:
             return worker.request(message, self._timeout(first), on_message)
         except BackendUnavailable as err:
@@ -225,17 +224,14 @@ class Harness:
             **fields,
         }
 
-    def _spawn(self, cases: list[Case]) -> list[WorkerProcess]:
-        """Start a worker for each case's lane (those not running yet)."""
-        out = []
-        for case in cases:
-            lane = lane_of(case)
-            if lane not in self.workers:
-                model = "" if case.model == "rnn" else f"-{case.model}"
-                log = self.logs / f"{case.backend}-{case.mode}-{case.device}{model}.log"
-                self.workers[lane] = self.spawn("-".join(lane), worker_env(case, self.opts, self.caches), log)
-            out.append(self.workers[lane])
-        return out
+    def _spawn(self, case: Case) -> WorkerProcess:
+        """The worker of the case's lane, started now if none is running."""
+        lane = lane_of(case)
+        if lane not in self.workers:
+            model = "" if case.model == "rnn" else f"-{case.model}"
+            log = self.logs / f"{case.backend}-{case.mode}-{case.device}{model}.log"
+            self.workers[lane] = self.spawn("-".join(lane), worker_env(case, self.opts, self.caches), log)
+        return self.workers[lane]
 
     def _stop(self, lane: Lane) -> None:
         worker = self.workers.pop(lane, None)
@@ -262,7 +258,7 @@ class Harness:
                 case = todo.pop(0)
                 started = time.perf_counter()
                 fresh = lane_of(case) not in self.workers
-                worker = self._spawn([case])[0]
+                worker = self._spawn(case)
                 if fresh:
                     started = worker.started
                 try:

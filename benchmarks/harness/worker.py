@@ -10,6 +10,8 @@ it as this process's stdout and stderr).
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 import os
 import sys
 import time
@@ -25,6 +27,7 @@ if __name__ == "__main__":  # before numpy or any framework loads: cores first, 
 import backends  # noqa: E402
 from backends import threads  # noqa: E402
 from backends.errors import BackendUnavailable, one_line  # noqa: E402
+from backends.training import prepared_windows  # noqa: E402
 
 PROGRESS_EVERY_S = 10.0
 REQUESTS = ("prepare", "block", "overhead", "training", "memory", "threads")
@@ -77,7 +80,7 @@ class Worker:
             )
         else:
             backend.set_weights(initial_weights(backend.config))  # also zeroes the state and restarts Adam
-        fn, args = backend.timed_calls(req["op"], _windows(backend, req["task"]))
+        fn, args = backend.timed_calls(req["op"], prepared_windows(backend, req["task"]))
         args = args[1:] + args[:1]
         start = time.perf_counter()
         fn(*args[-1])  # the first call; a loss or numpy result means the device has finished
@@ -102,7 +105,7 @@ class Worker:
         config = TaskConfig(**req["config"])
         backend = NoopBackend(config)
         backend.set_weights(initial_weights(config))
-        fn, args = backend.timed_calls("train_step", _windows(backend, req["task"]))
+        fn, args = backend.timed_calls("train_step", prepared_windows(backend, req["task"]))
         calls = calls_per_round(fn, args, req["min_round_us"] * 1e-6)
         seconds, _ = time_rounds(rounds_of(fn, args, calls), req["rounds"], req["warmup"], calls, None)
         return {"calls": calls, "seconds": seconds}
@@ -165,8 +168,6 @@ class Worker:
 
 def rounds_of(fn: Callable[..., Any], args: list[tuple[Any, ...]], calls: int) -> Callable[[], None]:
     """A round: `calls` calls of fn over pre-made arguments, taken in turn across rounds."""
-    import itertools
-
     it = itertools.cycle(args)
     islice = itertools.islice
 
@@ -182,8 +183,6 @@ MAX_CALLS_PER_ROUND = 1000
 
 def calls_per_round(fn: Callable[..., Any], args: list[tuple[Any, ...]], min_round_s: float) -> int:
     """How many calls make a round last about `min_round_s`, from a few calls timed now."""
-    import math
-
     if min_round_s <= 0:
         return 1
     run_round = rounds_of(fn, args, 3)
@@ -215,11 +214,6 @@ def time_rounds(
         run_round()
         out.append((clock() - t0) / calls)
     return out, clock() - begin
-
-
-def _windows(backend: Any, task: Any) -> list[tuple[Any, Any]]:
-    """The training windows as the backend's arrays on its device, converted before timing."""
-    return [(backend.prepare(x, "x"), backend.prepare(y, "y")) for x, y in task.train_windows(backend.config)]
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             run_dir = _recovered(Path(ns.run_dir)) if ns.run_dir else None
             if run_dir is None:  # the benchmark's runs and the sweep's
-                for root in (write.RESULTS_DIR, write.RESULTS_DIR / "sweeps"):
+                for root in (write.RESULTS_DIR, write.RESULTS_DIR / runs.SWEEPS):
                     for folder in runs.recover(root, write.render):
                         print(f"{folder}: left by a run that was killed; labelled and rendered")
             run_dir = run_dir or write.newest_run()
