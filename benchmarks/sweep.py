@@ -225,7 +225,7 @@ class Budgets(Policy):
                 self._line(case, f"train {shown}, predict {_fmt_s(median)}  (setup so far {state.setup_s:.1f} s)")
 
     def _line(self, case: Case, text: str) -> None:
-        label = f"{case.backend} {case.mode} @{case.device}"
+        label = f"{case.backend} {case.mode} @{case.device}" + ("" if case.model == "rnn" else f" {case.model}")
         self.progress(f"[{self.elapsed():5.0f} s] {case.size:>12}  {label:<34} {text}")
 
 
