@@ -226,7 +226,8 @@ def start_then(results: Path, action, sweep: bool = False) -> tuple[subprocess.C
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         partial = next(iter(runs_dir.glob("*" + runs.PARTIAL)), None)
-        if partial is not None and '"kind":"block"' in (partial / records.FILE).read_text(encoding="utf-8"):
+        file = partial / records.FILE if partial is not None else None  # made a moment after its folder
+        if file is not None and file.exists() and '"kind":"block"' in file.read_text(encoding="utf-8"):
             action(partial)
             kept = (partial / records.FILE).read_bytes()
             out = proc.communicate(timeout=300)[0]
